@@ -1,0 +1,3 @@
+from paycore.cli import main
+
+main()

@@ -1,0 +1,94 @@
+"""The ASGI application: routers, middleware, error handlers and the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from redis.asyncio import Redis
+
+from paycore import __version__
+from paycore.config import Settings, load_settings
+from paycore.db import Database, create_engine
+from paycore.errors import install_error_handlers
+from paycore.logging import configure_logging, get_logger
+from paycore.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
+from paycore.ops.endpoints import router as ops_router
+from paycore.tenancy.endpoints import router as tenancy_router
+
+log = get_logger(__name__)
+
+_CORS_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    REQUEST_ID_HEADER,
+    "X-Receipt-Token",
+]
+_CORS_EXPOSED = [REQUEST_ID_HEADER, "Idempotent-Replayed", "Retry-After"]
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    """Build the app. A given `database` is used as is and left open at shutdown (tests)."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owns_database = app.state.database is None
+        if owns_database:
+            app.state.database = Database(create_engine(settings))
+        if settings.redis_url is not None:
+            app.state.redis = Redis.from_url(settings.redis_url.get_secret_value())
+        log.info(
+            "paycore_started",
+            env=settings.env.value,
+            database=app.state.database.dialect_name,
+        )
+        try:
+            yield
+        finally:
+            app.state.shutting_down = True
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
+            if owns_database:
+                await app.state.database.dispose()
+            log.info("paycore_stopped")
+
+    app = FastAPI(
+        title="paycore",
+        version=__version__,
+        summary="Self-hosted payments and orders service.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.redis = None
+    app.state.shutting_down = False
+
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=_CORS_HEADERS,
+            expose_headers=_CORS_EXPOSED,
+            max_age=600,
+        )
+    # Added last, so it is the outermost: every response, even a CORS refusal, gets a request id.
+    app.add_middleware(RequestContextMiddleware)
+
+    app.include_router(ops_router)
+    app.include_router(tenancy_router)
+    return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The factory `paycore serve --workers N` gives uvicorn: each process sets itself up."""
+    settings = load_settings()
+    configure_logging(level=settings.log_level, json=settings.effective_log_format == "json")
+    return create_app(settings)

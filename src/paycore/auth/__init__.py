@@ -1,0 +1,1 @@
+"""Who is calling: API keys for the merchant and storefront APIs, and console users."""

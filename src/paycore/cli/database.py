@@ -1,0 +1,67 @@
+"""`paycore db …`: migrations."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlalchemy.engine import make_url
+
+from paycore.cli.common import (
+    EXIT_FAILURE,
+    console,
+    database_for,
+    run_async,
+    settings_or_exit,
+)
+from paycore.migrations import MigrationStatus, migration_status, upgrade_to_head
+
+app = typer.Typer(help="Database schema: migrate and inspect.", no_args_is_help=True)
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending migrations. Safe to run again: at head it changes nothing and says so."""
+    settings = settings_or_exit(quiet_logs=True)
+
+    async def work() -> tuple[list[str], str]:
+        async with database_for(settings) as database:
+            applied = await upgrade_to_head(database.engine)
+            status = await migration_status(database.engine)
+        return applied, status.head
+
+    applied, head = run_async(work)
+    target = _safe_url(settings.database_url)
+    if applied:
+        console.print(
+            f"Applied {len(applied)} migration(s) to {target}: {', '.join(applied)}. Now at head {head}."
+        )
+    else:
+        console.print(f"Already at head {head} on {target}; nothing to do.")
+
+
+@app.command()
+def status(
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 when migrations are pending.")] = False,
+) -> None:
+    """Show the current revision, the head, and what is pending."""
+    settings = settings_or_exit(quiet_logs=True)
+
+    async def work() -> MigrationStatus:
+        async with database_for(settings) as database:
+            return await migration_status(database.engine)
+
+    result = run_async(work)
+    console.print(f"database  {_safe_url(settings.database_url)}", highlight=False)
+    console.print(f"current   {result.current or '(empty database)'}", highlight=False)
+    console.print(f"head      {result.head}", highlight=False)
+    console.print(
+        f"pending   {', '.join(result.pending) if result.pending else 'none'}",
+        highlight=False,
+    )
+    if check and result.pending:
+        raise typer.Exit(EXIT_FAILURE)

@@ -1,0 +1,69 @@
+"""serve, worker, run: the long-running commands."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from paycore.app import create_app
+from paycore.cli.common import console, settings_or_exit
+from paycore.ops.metrics import MULTIPROC_ENV
+from paycore.serving import run_api_and_worker, run_event_loop, run_worker, serve_api
+
+HostOption = Annotated[str | None, typer.Option(help="Interface to bind (default PAYCORE_HTTP_HOST).")]
+PortOption = Annotated[int | None, typer.Option(help="Port to bind (default PAYCORE_HTTP_PORT).")]
+
+
+def _announce(host: str, port: int, *, with_worker: bool) -> None:
+    base = f"http://{host}:{port}"
+    console.print(f"[bold]paycore[/] {'API + worker' if with_worker else 'API'} on [link={base}]{base}[/]")
+    console.print(
+        f"  docs    {base}/docs\n  health  {base}/health\n  ready   {base}/ready\n  metrics {base}/metrics"
+    )
+
+
+def serve(
+    host: HostOption = None,
+    port: PortOption = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes on this host.")] = 1,
+) -> None:
+    """Serve the HTTP API (no background worker; run `paycore worker` beside it)."""
+    settings = settings_or_exit()
+    host, port = host or settings.http_host, port or settings.http_port
+    _announce(host, port, with_worker=False)
+    if workers == 1:
+        run_event_loop(serve_api(create_app(settings), settings, host=host, port=port))
+        return
+    # Each process keeps its own counters; the multiprocess directory lets a scrape of any one
+    # of them report the sum.
+    os.environ.setdefault(MULTIPROC_ENV, tempfile.mkdtemp(prefix="paycore-metrics-"))
+    uvicorn.run(
+        "paycore.app:create_app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        server_header=False,
+    )
+
+
+def worker() -> None:
+    """Run the background worker (periodic jobs); stops cleanly on SIGTERM or Ctrl-C."""
+    settings = settings_or_exit()
+    console.print("[bold]paycore[/] worker running; Ctrl-C to stop")
+    run_event_loop(run_worker(settings))
+
+
+def run(host: HostOption = None, port: PortOption = None) -> None:
+    """Run the API and the worker in one process (the embedded default that `make run` starts)."""
+    settings = settings_or_exit()
+    host, port = host or settings.http_host, port or settings.http_port
+    _announce(host, port, with_worker=True)
+    run_event_loop(run_api_and_worker(create_app(settings), settings, host=host, port=port))

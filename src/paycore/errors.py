@@ -1,0 +1,231 @@
+"""The one error envelope, and the exceptions that produce it.
+
+Every error leaves the API as `{"error": {"type", "code", "message", "param"?, "request_id"}}`.
+Services raise a subclass of `PaycoreError`; `install_error_handlers` renders it, and renders
+Starlette's 404/405 and FastAPI's validation errors in the same envelope. Unhandled exceptions are
+turned into a 500 by `paycore.middleware.RequestContextMiddleware`, which also logs them.
+
+    PaycoreError                      500 api_error              internal_error
+    ├── InvalidRequest                400 invalid_request_error  (code per case)
+    │   └── ValidationFailed          422 invalid_request_error  validation_error (+ param)
+    ├── AuthenticationFailed          401 authentication_error   (code per case)
+    ├── PermissionDenied              403 permission_error       (code per case)
+    ├── NotFound                      404 not_found_error        resource_missing
+    ├── Conflict                      409 conflict_error         (code per case)
+    ├── IdempotencyError              409/422 idempotency_error  (code per case)
+    ├── RateLimited                   429 rate_limit_error       rate_limited (+ Retry-After)
+    ├── ProviderError                 502 provider_error         (code per case)
+    └── ServiceUnavailable            503 api_error              (code per case)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from paycore.logging import current_request_id, get_logger
+
+log = get_logger(__name__)
+
+
+class ErrorType(StrEnum):
+    INVALID_REQUEST = "invalid_request_error"
+    AUTHENTICATION = "authentication_error"
+    PERMISSION = "permission_error"
+    NOT_FOUND = "not_found_error"
+    CONFLICT = "conflict_error"
+    IDEMPOTENCY = "idempotency_error"
+    RATE_LIMIT = "rate_limit_error"
+    PROVIDER = "provider_error"
+    API = "api_error"
+
+
+class PaycoreError(Exception):
+    status_code: int = 500
+    error_type: ErrorType = ErrorType.API
+    code: str = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        status_code: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status_code is not None:
+            self.status_code = status_code
+        self.param = param
+        self.headers = dict(headers or {})
+
+
+class InvalidRequest(PaycoreError):
+    status_code = 400
+    error_type = ErrorType.INVALID_REQUEST
+    code = "invalid_request"
+
+
+class ValidationFailed(InvalidRequest):
+    status_code = 422
+    code = "validation_error"
+
+
+class AuthenticationFailed(PaycoreError):
+    status_code = 401
+    error_type = ErrorType.AUTHENTICATION
+    code = "invalid_api_key"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, code=code, headers={"WWW-Authenticate": "Bearer"})
+
+
+class PermissionDenied(PaycoreError):
+    status_code = 403
+    error_type = ErrorType.PERMISSION
+    code = "permission_denied"
+
+
+class NotFound(PaycoreError):
+    status_code = 404
+    error_type = ErrorType.NOT_FOUND
+    code = "resource_missing"
+
+
+class Conflict(PaycoreError):
+    status_code = 409
+    error_type = ErrorType.CONFLICT
+    code = "conflict"
+
+
+class IdempotencyError(PaycoreError):
+    status_code = 409
+    error_type = ErrorType.IDEMPOTENCY
+    code = "idempotency_error"
+
+
+class RateLimited(PaycoreError):
+    status_code = 429
+    error_type = ErrorType.RATE_LIMIT
+    code = "rate_limited"
+
+
+class ProviderError(PaycoreError):
+    status_code = 502
+    error_type = ErrorType.PROVIDER
+    code = "provider_error"
+
+
+class ServiceUnavailable(PaycoreError):
+    status_code = 503
+    error_type = ErrorType.API
+    code = "service_unavailable"
+
+
+def error_body(
+    *, error_type: str, code: str, message: str, param: str | None = None
+) -> dict[str, dict[str, Any]]:
+    error: dict[str, Any] = {"type": error_type, "code": code, "message": message}
+    if param is not None:
+        error["param"] = param
+    error["request_id"] = current_request_id()
+    return {"error": error}
+
+
+def error_response(
+    status_code: int,
+    *,
+    error_type: str,
+    code: str,
+    message: str,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = error_body(error_type=error_type, code=code, message=message, param=param)
+    return JSONResponse(body, status_code=status_code, headers=dict(headers or {}))
+
+
+_HTTP_STATUS_ERRORS: dict[int, tuple[ErrorType, str, str]] = {
+    404: (ErrorType.NOT_FOUND, "route_not_found", "Unrecognized request URL."),
+    405: (
+        ErrorType.INVALID_REQUEST,
+        "method_not_allowed",
+        "This method is not allowed on this URL.",
+    ),
+}
+
+
+def _param_from_location(location: Sequence[int | str]) -> str | None:
+    # ("body", "customer", "email") -> "customer.email"; the first element names the source.
+    parts = [str(part) for part in location[1:]] if len(location) > 1 else [str(p) for p in location]
+    return ".".join(parts) or None
+
+
+async def _paycore_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PaycoreError)
+    return error_response(
+        exc.status_code,
+        error_type=exc.error_type,
+        code=exc.code,
+        message=exc.message,
+        param=exc.param,
+        headers=exc.headers,
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    error_type, code, message = _HTTP_STATUS_ERRORS.get(
+        exc.status_code,
+        (ErrorType.INVALID_REQUEST, "http_error", str(exc.detail)),
+    )
+    return error_response(
+        exc.status_code,
+        error_type=error_type,
+        code=code,
+        message=message,
+        headers=exc.headers,
+    )
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    # Inputs are logged (redacted) for debugging, never echoed back: they may hold a secret.
+    log.info("request_validation_failed", errors=errors)
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return error_response(
+            400,
+            error_type=ErrorType.INVALID_REQUEST,
+            code="invalid_json",
+            message="The request body is not valid JSON.",
+        )
+    first = errors[0] if errors else {"loc": (), "msg": "Invalid request."}
+    param = _param_from_location(first.get("loc", ()))
+    message = "; ".join(
+        f"{_param_from_location(error.get('loc', ())) or 'request'}: {error.get('msg', 'invalid')}"
+        for error in errors
+    )
+    return error_response(
+        422,
+        error_type=ErrorType.INVALID_REQUEST,
+        code="validation_error",
+        message=message,
+        param=param,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PaycoreError, _paycore_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

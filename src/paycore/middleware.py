@@ -1,0 +1,116 @@
+"""The outermost layer of every HTTP request: request id, access log, metrics, last-resort 500.
+
+Pure ASGI rather than `BaseHTTPMiddleware`: it adds no task per request and sees the final
+status even of streamed responses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from paycore.errors import ErrorType, error_body
+from paycore.ids import new_id
+from paycore.logging import get_logger, reset_request_id, set_request_id
+from paycore.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS, UNMATCHED_ROUTE
+
+log = get_logger("paycore.http")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's id is kept only when it is a plain token: it lands in logs and response headers.
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+# Probes and scrapes are logged at debug so they do not drown the access log.
+_QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
+
+
+def choose_request_id(incoming: str | None) -> str:
+    if incoming and _SANE_REQUEST_ID.match(incoming):
+        return incoming
+    return new_id("req")
+
+
+def route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = choose_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        token = set_request_id(request_id)
+        started = time.perf_counter()
+        response: dict[str, Any] = {"status": 500, "started": False}
+
+        async def send_with_request_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                response["status"] = message["status"]
+                response["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except Exception:
+            log.exception(
+                "unhandled_exception",
+                method=scope["method"],
+                path=scope["path"],
+                headers=dict(Headers(scope=scope)),
+            )
+            response["status"] = 500
+            if not response["started"]:
+                await _send_internal_error(send_with_request_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            method, route, status = (
+                scope["method"],
+                route_template(scope),
+                response["status"],
+            )
+            HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
+            HTTP_LATENCY.labels(method=method, route=route).observe(elapsed)
+            log_access = log.debug if scope["path"] in _QUIET_PATHS else log.info
+            log_access(
+                "http_request",
+                method=method,
+                path=scope["path"],
+                route=route,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+                client=(scope.get("client") or (None,))[0],
+            )
+            reset_request_id(token)
+
+
+async def _send_internal_error(send: Send) -> None:
+    body = json.dumps(
+        error_body(
+            error_type=ErrorType.API,
+            code="internal_error",
+            message="An internal error occurred. It has been logged; quote the request_id when reporting it.",
+        )
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,1 @@
+"""Operating paycore: health, readiness, metrics (and later the ops summary)."""

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from paycore.dependencies import DatabaseDep, SettingsDep
+from paycore.errors import ErrorType, error_body
+from paycore.ops.metrics import render_latest
+from paycore.ops.readiness import run_readiness_checks
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/health", summary="Process liveness (no I/O)")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: database, migrations, Redis",
+    responses={503: {"description": "Not ready; the checks say why."}},
+)
+async def ready(request: Request, database: DatabaseDep, settings: SettingsDep) -> JSONResponse:
+    checks = await run_readiness_checks(
+        database=database,
+        redis=request.app.state.redis,
+        shutting_down=request.app.state.shutting_down,
+        timeout_seconds=settings.ready_timeout_seconds,
+    )
+    by_name: dict[str, Any] = {check.name: {"ok": check.ok, "detail": check.detail} for check in checks}
+    failing = [check for check in checks if not check.ok]
+    if not failing:
+        return JSONResponse({"status": "ready", "checks": by_name})
+    body = error_body(
+        error_type=ErrorType.API,
+        code="not_ready",
+        message="; ".join(f"{check.name}: {check.detail}" for check in failing),
+    )
+    return JSONResponse({**body, "checks": by_name}, status_code=503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    payload, content_type = render_latest()
+    return Response(payload, media_type=content_type)

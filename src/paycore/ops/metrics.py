@@ -1,0 +1,50 @@
+"""Prometheus metrics. Process-wide, like the process they describe.
+
+With several server processes (`paycore serve --workers N`) each process writes its samples to
+`PROMETHEUS_MULTIPROC_DIR` and a scrape of any one of them aggregates all.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Unmatched paths share one label, so a scanner cannot blow up the series count.
+UNMATCHED_ROUTE = "<unmatched>"
+
+HTTP_REQUESTS = Counter(
+    "paycore_http_requests_total",
+    "HTTP requests answered, by route template, method and status code.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "paycore_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template and method.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+READINESS_FAILURES = Counter(
+    "paycore_readiness_failures_total",
+    "Readiness checks that failed, by check.",
+    ["check"],
+)
+
+
+def render_latest() -> tuple[bytes, str]:
+    """The exposition text of this process, or of every process in multiprocess mode."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

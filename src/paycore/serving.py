@@ -1,0 +1,120 @@
+"""Running the API server and the worker in this process, with a graceful stop on SIGINT/SIGTERM.
+
+uvicorn's own signal capture re-raises the signal after shutdown (ending the process with 130/143
+and cutting short anything else on the loop); paycore owns the signals instead, stops the server
+and the worker together, and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Coroutine, Generator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from paycore.config import Settings
+from paycore.db import Database, create_engine
+from paycore.logging import get_logger
+from paycore.worker.jobs import periodic_jobs
+from paycore.worker.loop import Worker
+
+log = get_logger(__name__)
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` to completion on uvloop when it is installed (it is, on Linux and macOS)."""
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main)
+
+
+class _Server(uvicorn.Server):
+    @contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # signals are handled by `_on_signals`
+
+
+def _on_signals(stop: asyncio.Event, server: uvicorn.Server | None) -> None:
+    loop = asyncio.get_running_loop()
+
+    def request_stop(sig: signal.Signals) -> None:
+        if stop.is_set() and server is not None:
+            log.warning("forced_exit", signal=sig.name)
+            server.force_exit = True
+        log.info("stop_requested", signal=sig.name)
+        stop.set()
+        if server is not None:
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, request_stop, sig)
+
+
+def uvicorn_config(
+    app: FastAPI | str, settings: Settings, *, host: str, port: int, workers: int = 1
+) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        workers=workers,
+        factory=isinstance(app, str),
+        log_config=None,  # paycore.logging owns logging
+        access_log=False,  # RequestContextMiddleware writes the access log
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        server_header=False,
+        proxy_headers=False,
+    )
+
+
+async def serve_api(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    server = _Server(uvicorn_config(app, settings, host=host, port=port))
+    _on_signals(stop, server)
+    await server.serve()
+
+
+async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    _on_signals(stop, None)
+    database = Database(create_engine(settings))
+    try:
+        worker = Worker(
+            database,
+            jobs=periodic_jobs(settings),
+            poll_interval=settings.worker_poll_interval_seconds,
+        )
+        await worker.run(stop)
+    finally:
+        await database.dispose()
+
+
+async def run_api_and_worker(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
+    """`paycore run`: one process, one event loop, one database pool for both."""
+    stop = asyncio.Event()
+    server = _Server(uvicorn_config(app, settings, host=host, port=port))
+    _on_signals(stop, server)
+    database = Database(create_engine(settings))
+    app.state.database = database
+    worker = Worker(
+        database,
+        jobs=periodic_jobs(settings),
+        poll_interval=settings.worker_poll_interval_seconds,
+    )
+    worker_task = asyncio.create_task(worker.run(stop))
+    try:
+        await server.serve()
+    finally:
+        stop.set()
+        await worker_task
+        await database.dispose()

@@ -1,0 +1,1 @@
+"""Tenants (merchants), plans and subscriptions."""

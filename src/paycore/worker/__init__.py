@@ -1,0 +1,1 @@
+"""The background worker: periodic jobs under leases (and, later, the outbox)."""

@@ -1,0 +1,167 @@
+"""The long-running commands, in real child processes: start-up refusal, serving, clean stops."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.cli.conftest import run_paycore
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def sqlite_env(tmp_path: Path) -> dict[str, str]:
+    env = {
+        "PAYCORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'paycore.db'}",
+        "PAYCORE_ENV": "development",
+    }
+    result = run_paycore("db", "migrate", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return env
+
+
+def start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    base = {key: value for key, value in os.environ.items() if not key.startswith("PAYCORE_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "paycore", *args],
+        env={**base, **env},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def wait_until_healthy(port: int, process: subprocess.Popen[str], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"exited early:\n{process.stdout.read() if process.stdout else ''}"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server did not become healthy")
+
+
+def wait_for_output(process: subprocess.Popen[str], text: str, timeout: float = 20) -> str:
+    """Read the child's output until `text` appears; returns what was read."""
+    assert process.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.2)
+        if ready:
+            line = process.stdout.readline()
+            seen.append(line)
+            if text in line:
+                return "".join(seen)
+        assert process.poll() is None, "".join(seen)
+    raise AssertionError(f"{text!r} not seen in:\n{''.join(seen)}")
+
+
+def stop(process: subprocess.Popen[str], sig: signal.Signals, timeout: float = 15) -> tuple[int, str]:
+    process.send_signal(sig)
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output
+
+
+class TestRefusesBadConfiguration:
+    @pytest.mark.parametrize("command", ["serve", "worker", "run"])
+    def test_production_without_secrets_exits_2_listing_each_problem(
+        self, command: str, tmp_path: Path
+    ) -> None:
+        result = run_paycore(
+            command, env={"PAYCORE_ENV": "production", "PAYCORE_CORS_ORIGINS": "*"}, cwd=tmp_path
+        )
+        assert result.returncode == 2
+        assert "2 configuration problem(s)" in result.stderr
+        assert "PAYCORE_CHECKOUT_TOKEN_SECRET: is required in production" in result.stderr
+        assert "PAYCORE_CORS_ORIGINS: may not contain '*' in production" in result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+
+    def test_module_entry_point_works(self, tmp_path: Path) -> None:
+        result = run_paycore("--help", env={}, cwd=tmp_path)
+        assert result.returncode == 0
+        for command in ("serve", "worker", "run", "db", "tenants", "keys", "users"):
+            assert command in result.stdout
+
+
+class TestRun:
+    def test_api_and_worker_serve_then_stop_cleanly(
+        self, sqlite_env: dict[str, str], tmp_path: Path, processes: list[subprocess.Popen[str]]
+    ) -> None:
+        port = free_port()
+        process = start(["run", "--port", str(port)], sqlite_env, tmp_path)
+        processes.append(process)
+        wait_until_healthy(port, process)
+        ready = httpx.get(f"http://127.0.0.1:{port}/ready")
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        code, output = stop(process, signal.SIGINT)
+        assert ready.status_code == 200
+        assert 'paycore_http_requests_total{method="GET",route="/health",status="200"}' in metrics
+        assert code == 0, output
+        assert "worker_started" in output and "worker_stopped" in output
+
+
+class TestWorker:
+    def test_sigterm_stops_the_worker_with_exit_0(
+        self, sqlite_env: dict[str, str], tmp_path: Path, processes: list[subprocess.Popen[str]]
+    ) -> None:
+        process = start(["worker"], sqlite_env, tmp_path)
+        processes.append(process)
+        before = wait_for_output(process, "worker_started")
+        started = time.monotonic()
+        code, output = stop(process, signal.SIGTERM)
+        assert code == 0, before + output
+        assert time.monotonic() - started < 10
+        assert "worker_stopped" in output
+
+
+class TestServeWithManyProcesses:
+    def test_metrics_add_up_across_processes(
+        self, sqlite_env: dict[str, str], tmp_path: Path, processes: list[subprocess.Popen[str]]
+    ) -> None:
+        port = free_port()
+        process = start(["serve", "--port", str(port), "--workers", "2"], sqlite_env, tmp_path)
+        processes.append(process)
+        wait_until_healthy(port, process, timeout=30)
+        with httpx.Client() as client:  # new connections spread over both processes
+            for _ in range(20):
+                client.get(f"http://127.0.0.1:{port}/health", headers={"Connection": "close"})
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        code, output = stop(process, signal.SIGTERM)
+        match = re.search(
+            r'paycore_http_requests_total\{method="GET",route="/health",status="200"\} (\d+)', metrics
+        )
+        assert match is not None, metrics[:2000]
+        assert int(match.group(1)) >= 21  # every request counted, whichever process answered it
+        assert code == 0, output

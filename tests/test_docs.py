@@ -1,0 +1,55 @@
+"""Docs are part of done: every setting is documented, and every command they name exists."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from paycore.cli import app
+from paycore.config import ENV_PREFIX, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_readme_lists_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"\| `(PAYCORE_[A-Z_]+)` \|", readme))
+    assert documented == {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+
+
+def _shell_lines(text: str) -> list[str]:
+    """Inline code spans, and the lines of ```sh blocks."""
+    lines = re.findall(r"`([^`\n]+)`", text)
+    for block in re.findall(r"```sh\n(.*?)```", text, re.DOTALL):
+        lines += block.splitlines()
+    return lines
+
+
+def _commands_named_in_docs() -> set[tuple[str, ...]]:
+    found: set[tuple[str, ...]] = set()
+    for doc in DOCS:
+        for line in _shell_lines(doc.read_text()):
+            match = re.match(r"\s*(?:\$ )?paycore ([a-z][a-z -]*)", line)
+            if match:
+                words = shlex.split(match.group(1))
+                found.add(tuple(word for word in words[:2] if not word.startswith("-")))
+    return found
+
+
+@pytest.mark.parametrize("words", sorted(_commands_named_in_docs()), ids=" ".join)
+def test_every_command_in_the_docs_exists(words: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(app, [*words, "--help"])
+    assert result.exit_code == 0, f"`paycore {' '.join(words)}` does not exist: {result.output}"
+
+
+def test_make_targets_named_in_the_readme_exist() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z]+):", makefile, re.MULTILINE))
+    named = set(re.findall(r"`make ([a-z]+)`", (ROOT / "README.md").read_text()))
+    assert named
+    assert named <= targets

@@ -1,0 +1,210 @@
+"""The frame every route shares: request ids, the error envelope, metrics, redacted logs."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+from prometheus_client import REGISTRY
+from pydantic import BaseModel
+
+from paycore.app import create_app
+from paycore.config import Settings
+from paycore.db import Database
+from paycore.logging import configure_logging
+
+SECRET_KEY = "sk_test_Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Jihgfedcba0123456789ABC"
+
+
+class Purchase(BaseModel):
+    email: str
+    amount: int
+
+
+def _test_routes() -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/_test/purchases")
+    async def purchase(body: Purchase) -> dict[str, int]:
+        return {"amount": body.amount}
+
+    @router.get("/_test/boom/{item_id}")
+    async def boom(item_id: str) -> dict[str, str]:
+        raise RuntimeError(f"exploded while charging with {SECRET_KEY}")
+
+    return router
+
+
+@pytest.fixture
+def app(db: Database, settings: Settings) -> FastAPI:
+    application = create_app(settings, database=db)
+    application.include_router(_test_routes())
+    return application
+
+
+@pytest.fixture
+async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://paycore.test"
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def log_output() -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging(level="DEBUG", json=True, stream=stream)
+    return stream
+
+
+def log_lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def assert_envelope(
+    response: httpx.Response, *, status: int, error_type: str, code: str
+) -> dict[str, object]:
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["type"] == error_type
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"]
+    assert error["request_id"] == response.headers["x-request-id"]
+    return error
+
+
+class TestRequestId:
+    async def test_a_sane_incoming_id_is_kept_and_echoed(self, http: httpx.AsyncClient) -> None:
+        response = await http.get("/health", headers={"X-Request-ID": "lb-7f3a.91:2"})
+        assert response.headers["x-request-id"] == "lb-7f3a.91:2"
+
+    async def test_an_id_is_generated_when_missing(self, http: httpx.AsyncClient) -> None:
+        first = (await http.get("/health")).headers["x-request-id"]
+        second = (await http.get("/health")).headers["x-request-id"]
+        assert first.startswith("req_")
+        assert first != second
+
+    @pytest.mark.parametrize("incoming", ["has space", "x" * 200, "<script>", "new\\nline", "-leading-dash"])
+    async def test_an_insane_id_is_replaced(self, http: httpx.AsyncClient, incoming: str) -> None:
+        response = await http.get("/health", headers={"X-Request-ID": incoming})
+        assert response.headers["x-request-id"].startswith("req_")
+
+    async def test_the_id_is_on_every_log_line_of_the_request(
+        self, http: httpx.AsyncClient, log_output: io.StringIO
+    ) -> None:
+        await http.post("/_test/purchases", json={"email": "a@b.c"}, headers={"X-Request-ID": "trace-42"})
+        lines = [line for line in log_lines(log_output) if line.get("logger", "").startswith("paycore")]
+        events = {line["event"] for line in lines}
+        assert {"request_validation_failed", "http_request"} <= events
+        assert all(line.get("request_id") == "trace-42" for line in lines)
+
+
+class TestErrorEnvelope:
+    async def test_unknown_route_is_404(self, http: httpx.AsyncClient) -> None:
+        assert_envelope(
+            await http.get("/v1/nothing-here"),
+            status=404,
+            error_type="not_found_error",
+            code="route_not_found",
+        )
+
+    async def test_wrong_method_is_405_with_allow(self, http: httpx.AsyncClient) -> None:
+        response = await http.delete("/health")
+        assert_envelope(response, status=405, error_type="invalid_request_error", code="method_not_allowed")
+        assert "GET" in response.headers["allow"]
+
+    async def test_validation_error_is_422_naming_the_field(self, http: httpx.AsyncClient) -> None:
+        response = await http.post("/_test/purchases", json={"email": "a@b.c", "amount": "lots"})
+        error = assert_envelope(
+            response, status=422, error_type="invalid_request_error", code="validation_error"
+        )
+        assert error["param"] == "amount"
+        assert "lots" not in response.text  # the input is never echoed
+
+    async def test_missing_field_is_422(self, http: httpx.AsyncClient) -> None:
+        response = await http.post("/_test/purchases", json={"amount": 5})
+        error = assert_envelope(
+            response, status=422, error_type="invalid_request_error", code="validation_error"
+        )
+        assert error["param"] == "email"
+
+    async def test_malformed_json_is_400(self, http: httpx.AsyncClient) -> None:
+        response = await http.post(
+            "/_test/purchases", content=b'{"email": ', headers={"content-type": "application/json"}
+        )
+        assert_envelope(response, status=400, error_type="invalid_request_error", code="invalid_json")
+
+    async def test_unhandled_exception_is_500_without_internals(
+        self, http: httpx.AsyncClient, log_output: io.StringIO
+    ) -> None:
+        response = await http.get("/_test/boom/1", headers={"X-Request-ID": "boom-1"})
+        error = assert_envelope(response, status=500, error_type="api_error", code="internal_error")
+        assert error["request_id"] == "boom-1"
+        assert "exploded" not in response.text and "Traceback" not in response.text
+        (logged,) = [line for line in log_lines(log_output) if line["event"] == "unhandled_exception"]
+        assert logged["request_id"] == "boom-1"
+        assert "RuntimeError: exploded while charging" in str(logged["exception"])
+
+
+class TestSecretsNeverReachTheLog:
+    async def test_secret_in_header_and_body(self, http: httpx.AsyncClient, log_output: io.StringIO) -> None:
+        headers = {"Authorization": f"Bearer {SECRET_KEY}", "X-Api-Key": SECRET_KEY}
+        # A body that fails validation is logged with its inputs; an exception logs the headers.
+        await http.post("/_test/purchases", json={"email": SECRET_KEY, "amount": SECRET_KEY}, headers=headers)
+        await http.get("/_test/boom/x", headers=headers)
+        await http.get("/v1/tenant", headers=headers)
+        output = log_output.getvalue()
+        assert "request_validation_failed" in output and "unhandled_exception" in output
+        assert SECRET_KEY not in output
+        assert SECRET_KEY[8:30] not in output
+        assert "[REDACTED]" in output
+
+
+def _sample(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+class TestMetrics:
+    async def test_requests_are_counted_by_route_template(self, http: httpx.AsyncClient) -> None:
+        labels = {"method": "GET", "route": "/_test/boom/{item_id}", "status": "500"}
+        before = _sample("paycore_http_requests_total", labels)
+        latency_before = _sample(
+            "paycore_http_request_duration_seconds_count", {"method": "GET", "route": "/_test/boom/{item_id}"}
+        )
+        await http.get("/_test/boom/a")
+        await http.get("/_test/boom/b")
+        assert _sample("paycore_http_requests_total", labels) == before + 2
+        assert (
+            _sample(
+                "paycore_http_request_duration_seconds_count",
+                {"method": "GET", "route": "/_test/boom/{item_id}"},
+            )
+            == latency_before + 2
+        )
+
+    async def test_unmatched_paths_share_one_label(self, http: httpx.AsyncClient) -> None:
+        labels = {"method": "GET", "route": "<unmatched>", "status": "404"}
+        before = _sample("paycore_http_requests_total", labels)
+        await http.get("/random/a")
+        await http.get("/random/b")
+        assert _sample("paycore_http_requests_total", labels) == before + 2
+
+    async def test_metrics_endpoint_exposes_them(self, http: httpx.AsyncClient) -> None:
+        await http.get("/health")
+        response = await http.get("/metrics")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        assert 'paycore_http_requests_total{method="GET",route="/health",status="200"}' in response.text
+        assert "paycore_http_request_duration_seconds_bucket" in response.text
+
+
+class TestOpenApi:
+    async def test_openapi_and_docs_are_served(self, http: httpx.AsyncClient) -> None:
+        spec = (await http.get("/openapi.json")).json()
+        assert "/v1/tenant" in spec["paths"]
+        assert (await http.get("/docs")).status_code == 200
