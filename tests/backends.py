@@ -48,25 +48,23 @@ async def postgres_unavailable_reason() -> str | None:
     return None if _probe.available else (_probe.reason or "unreachable")
 
 
-async def create_postgres_database() -> str:
-    name = f"paycore_test_{os.getpid()}_{secrets.token_hex(4)}"
+async def _admin_execute(statement: str) -> None:
     admin = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+            await connection.execute(text(statement))
     finally:
         await admin.dispose()
+
+
+async def create_postgres_database() -> str:
+    name = f"paycore_test_{os.getpid()}_{secrets.token_hex(4)}"
+    await _admin_execute(f'CREATE DATABASE "{name}"')
     return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
 
 async def drop_postgres_database(url: str) -> None:
-    name = make_url(url).database
-    admin = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
+    await _admin_execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 REDIS_URL = os.environ.get("PAYCORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -4,10 +4,22 @@ import httpx
 import pytest
 
 from paycore.app import create_app
+from paycore.config import Settings
 from paycore.db import Database, create_engine
 from paycore.migrations import head_revision, upgrade_to_head
 from tests.backends import BACKENDS
 from tests.conftest import make_settings
+
+
+async def get_ready_from_own_database(settings: Settings) -> httpx.Response:
+    """/ready of an app that owns a database built from `settings` (not the test transaction)."""
+    database = Database(create_engine(settings))
+    app = create_app(settings, database=database)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            return await client.get("/ready")
+    finally:
+        await database.dispose()
 
 
 class TestHealth:
