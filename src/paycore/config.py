@@ -108,6 +108,14 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=600)
     worker_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     ready_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    public_url: str = "http://127.0.0.1:8000"
+    order_ttl_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    late_payment_auto_refund: bool = True
+    idempotency_key_ttl_hours: int = Field(default=24, ge=24, le=24 * 30)
+    reconcile_after_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    event_max_apply_attempts: int = Field(default=8, ge=1, le=50)
+    job_period_seconds: int = Field(default=30, ge=1, le=3600)
+    provider_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
     @property
     def is_production(self) -> bool:
@@ -173,6 +181,15 @@ class Settings(BaseSettings):
             if origin != "*" and not origin.startswith(("http://", "https://")):
                 raise ValueError(f"has '{origin}', which is not an origin like https://shop.example.com")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "must be the http(s) URL this service is reached at, like https://pay.example.com"
+            )
+        return value.rstrip("/")
 
     @field_validator("log_level")
     @classmethod

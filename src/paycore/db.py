@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum, MetaData, event
+from sqlalchemy import JSON, DateTime, Enum, ForeignKey, MetaData, String, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect, make_url
@@ -31,11 +31,13 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, mapped_column
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
+from paycore.clock import utcnow
 from paycore.config import Settings
+from paycore.ids import new_id
 
 _WRITE_OPTION = "paycore_write"
 
@@ -191,3 +193,20 @@ def upsert_insert(session: AsyncSession, table: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def id_column(prefix: str) -> Any:
+    """A primary key holding an opaque `prefix_…` id, generated on insert."""
+    return mapped_column(String(40), primary_key=True, default=lambda: new_id(prefix))
+
+
+def tenant_column() -> Any:
+    return mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+
+
+def created_column() -> Any:
+    return mapped_column(default=utcnow)
+
+
+def updated_column() -> Any:
+    return mapped_column(default=utcnow, onupdate=utcnow)

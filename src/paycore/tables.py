@@ -2,10 +2,34 @@
 
 from paycore.audit import models as audit_models
 from paycore.auth import models as auth_models
+from paycore.carts import models as cart_models
+from paycore.catalog import models as catalog_models
+from paycore.customers import models as customer_models
 from paycore.db import Base
+from paycore.fulfillment import models as fulfillment_models
+from paycore.idempotency import models as idempotency_models
+from paycore.orders import models as order_models
+from paycore.outbox import models as outbox_models
+from paycore.payments import models as payment_models
+from paycore.sandbox import models as sandbox_models
 from paycore.tenancy import models as tenancy_models
 from paycore.worker import models as worker_models
 
 metadata = Base.metadata
 
-__all__ = ["audit_models", "auth_models", "metadata", "tenancy_models", "worker_models"]
+__all__ = [
+    "audit_models",
+    "auth_models",
+    "cart_models",
+    "catalog_models",
+    "customer_models",
+    "fulfillment_models",
+    "idempotency_models",
+    "metadata",
+    "order_models",
+    "outbox_models",
+    "payment_models",
+    "sandbox_models",
+    "tenancy_models",
+    "worker_models",
+]

@@ -6,6 +6,7 @@ import pytest
 
 from paycore.auth.service import authenticate_api_key
 from paycore.db import Database, create_engine
+from paycore.migrations import head_revision
 from tests.backends import BACKENDS
 from tests.cli.conftest import Cli
 from tests.conftest import make_settings
@@ -30,13 +31,14 @@ def authenticates(database_url: str, key: str) -> bool:
 
 class TestDbCommands:
     def test_migrate_is_idempotent_and_status_tells(self, cli: Cli) -> None:
-        assert "pending   0001" in cli("db", "status")
+        head = head_revision()
+        assert f"pending   0001, {head}" in cli("db", "status")
         cli("db", "status", "--check", expect=1)
-        assert "Applied 1 migration(s)" in cli("db", "migrate")
-        assert "Already at head 0001" in cli("db", "migrate")
+        assert "Applied 2 migration(s)" in cli("db", "migrate")
+        assert f"Already at head {head}" in cli("db", "migrate")
         assert "nothing to do" in cli("db", "migrate")
         status = cli("db", "status", "--check")
-        assert "current   0001" in status
+        assert f"current   {head}" in status
         assert "pending   none" in status
 
 

@@ -60,7 +60,7 @@ class TestReadyOnAFreshDatabase:
         assert pending.status_code == 503
         error = pending.json()["error"]
         assert error["type"] == "api_error" and error["code"] == "not_ready"
-        assert f"1 pending ({head_revision()})" in error["message"]
+        assert f"pending (0001, {head_revision()})" in error["message"]
         assert pending.json()["checks"]["migrations"]["ok"] is False
         assert ready.status_code == 200
 

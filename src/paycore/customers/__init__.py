@@ -1,0 +1,1 @@
+"""Customers, and what each has spent."""

@@ -1,0 +1,1 @@
+"""What paying does: stock, entitlements, provisioning — one fulfillment row each."""

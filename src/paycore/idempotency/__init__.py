@@ -1,0 +1,1 @@
+"""Idempotency-Key: the first result of a POST is kept and replayed for its retries."""

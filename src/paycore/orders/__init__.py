@@ -1,0 +1,1 @@
+"""Orders: the state machine, reads for the merchant API, cancel, expiry."""

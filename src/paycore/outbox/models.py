@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from paycore.db import Base, created_column, id_column, tenant_column, updated_column
+
+
+class OutboxChannel(StrEnum):
+    EMAIL = "email"
+    WHATSAPP = "whatsapp"
+    MERCHANT_WEBHOOK = "merchant_webhook"
+    OPS_ALERT = "ops_alert"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+class OutboxMessage(Base):
+    """One message to deliver at least once; `dedupe_key` makes writing it twice a no-op."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "dedupe_key"),
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "tenant_id", "created_at"),
+    )
+
+    id: Mapped[str] = id_column("msg")
+    tenant_id: Mapped[str] = tenant_column()
+    livemode: Mapped[bool]
+    channel: Mapped[OutboxChannel]
+    # What the message is about, e.g. "order.paid" or "email.order_paid".
+    topic: Mapped[str] = mapped_column(String(64))
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[OutboxStatus] = mapped_column(default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = created_column()
+    locked_until: Mapped[datetime | None]
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    correlation_id: Mapped[str | None] = mapped_column(String(128))
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = created_column()
+    updated_at: Mapped[datetime] = updated_column()

@@ -1,0 +1,1 @@
+"""Payment attempts, refunds, the webhook inbox, and the providers behind one protocol."""
