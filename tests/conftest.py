@@ -29,7 +29,12 @@ _skipped_postgres_tests: list[str] = []
 
 def make_settings(**overrides: Any) -> Settings:
     """Settings for tests: never read the developer's .env."""
-    values: dict[str, Any] = {"env": "test", "log_level": "DEBUG"}
+    values: dict[str, Any] = {
+        "env": "test",
+        "log_level": "DEBUG",
+        "checkout_token_secret": "test-only-9fK2mQ7xL4vB8nR1tY6wZ3cD5hJ0sP",
+        "public_url": "http://paycore.test",
+    }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -10,12 +10,22 @@ from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
 from paycore import __version__
+from paycore.carts.endpoints import router as carts_router
+from paycore.catalog.endpoints import router as catalog_router
+from paycore.catalog.endpoints import storefront_router as storefront_catalog_router
+from paycore.checkout.endpoints import router as checkout_router
 from paycore.config import Settings, load_settings
+from paycore.customers.endpoints import router as customers_router
 from paycore.db import Database, create_engine
 from paycore.errors import install_error_handlers
+from paycore.idempotency.middleware import IdempotencyMiddleware
 from paycore.logging import configure_logging, get_logger
 from paycore.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
 from paycore.ops.endpoints import router as ops_router
+from paycore.orders.endpoints import router as orders_router
+from paycore.payments.endpoints import webhook_router
+from paycore.payments.providers.registry import build_registry
+from paycore.sandbox.endpoints import router as sandbox_router
 from paycore.tenancy.endpoints import router as tenancy_router
 
 log = get_logger(__name__)
@@ -39,6 +49,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         owns_database = app.state.database is None
         if owns_database:
             app.state.database = Database(create_engine(settings))
+        if app.state.providers is None:
+            app.state.providers = build_registry(settings, app.state.database)
         if settings.redis_url is not None:
             app.state.redis = Redis.from_url(settings.redis_url.get_secret_value())
         log.info(
@@ -66,6 +78,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.providers = build_registry(settings, database) if database is not None else None
     app.state.redis = None
     app.state.shutting_down = False
 
@@ -79,11 +92,23 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             expose_headers=_CORS_EXPOSED,
             max_age=600,
         )
+    app.add_middleware(IdempotencyMiddleware)
     # Added last, so it is the outermost: every response, even a CORS refusal, gets a request id.
     app.add_middleware(RequestContextMiddleware)
 
-    app.include_router(ops_router)
-    app.include_router(tenancy_router)
+    for router in (
+        ops_router,
+        tenancy_router,
+        catalog_router,
+        storefront_catalog_router,
+        carts_router,
+        checkout_router,
+        orders_router,
+        customers_router,
+        webhook_router,
+        sandbox_router,
+    ):
+        app.include_router(router)
     return app
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.config import Settings
 from paycore.db import Database
+from paycore.payments.providers.registry import ProviderRegistry
 
 
 def get_settings(request: Request) -> Settings:
@@ -22,8 +23,14 @@ def get_database(request: Request) -> Database:
     return database
 
 
+def get_registry(request: Request) -> ProviderRegistry:
+    registry: ProviderRegistry = request.app.state.providers
+    return registry
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+RegistryDep = Annotated[ProviderRegistry, Depends(get_registry)]
 
 
 async def _read_session(database: DatabaseDep) -> AsyncIterator[AsyncSession]:

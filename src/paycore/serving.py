@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from paycore.config import Settings
 from paycore.db import Database, create_engine
 from paycore.logging import get_logger
+from paycore.payments.providers.registry import build_registry
 from paycore.worker.jobs import periodic_jobs
 from paycore.worker.loop import Worker
 
@@ -89,11 +90,8 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     _on_signals(stop, None)
     database = Database(create_engine(settings))
     try:
-        worker = Worker(
-            database,
-            jobs=periodic_jobs(settings),
-            poll_interval=settings.worker_poll_interval_seconds,
-        )
+        jobs = periodic_jobs(settings, build_registry(settings, database))
+        worker = Worker(database, jobs=jobs, poll_interval=settings.worker_poll_interval_seconds)
         await worker.run(stop)
     finally:
         await database.dispose()
@@ -106,11 +104,10 @@ async def run_api_and_worker(app: FastAPI, settings: Settings, *, host: str, por
     _on_signals(stop, server)
     database = Database(create_engine(settings))
     app.state.database = database
-    worker = Worker(
-        database,
-        jobs=periodic_jobs(settings),
-        poll_interval=settings.worker_poll_interval_seconds,
-    )
+    registry = build_registry(settings, database)
+    app.state.providers = registry
+    jobs = periodic_jobs(settings, registry)
+    worker = Worker(database, jobs=jobs, poll_interval=settings.worker_poll_interval_seconds)
     worker_task = asyncio.create_task(worker.run(stop))
     try:
         await server.serve()

@@ -2,38 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from paycore.audit.service import Actor
+from paycore.auth.context import TenantContext
 from paycore.auth.models import KeyKind, Scope
 from paycore.auth.service import authenticate_api_key, needs_touch, touch_api_key
 from paycore.clock import utcnow
+from paycore.db import Database
 from paycore.dependencies import DatabaseDep, client_ip
 from paycore.errors import AuthenticationFailed, PermissionDenied
 
-
-@dataclass(frozen=True, slots=True)
-class TenantContext:
-    tenant_id: str
-    tenant_slug: str
-    livemode: bool
-    key_id: str
-    key_kind: KeyKind
-    scopes: frozenset[Scope]
-    actor: Actor
+# Set by the idempotency middleware, which authenticates before the route does: read it back
+# instead of authenticating twice.
+CONTEXT_SCOPE_KEY = "paycore.tenant_context"
 
 
-def _bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization")
-    if not header:
+def bearer_token(authorization: str | None) -> str:
+    if not authorization:
         raise AuthenticationFailed(
-            "No API key provided. Send it as 'Authorization: Bearer <key>'.",
-            code="missing_api_key",
+            "No API key provided. Send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
         )
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed(
             "Malformed Authorization header. Send 'Authorization: Bearer <key>'.",
@@ -42,8 +34,10 @@ def _bearer_token(request: Request) -> str:
     return token.strip()
 
 
-async def authenticate(request: Request, database: DatabaseDep) -> TenantContext:
-    presented = _bearer_token(request)
+async def authenticate_headers(
+    database: Database, *, authorization: str | None, ip: str | None, user_agent: str | None
+) -> TenantContext:
+    presented = bearer_token(authorization)
     now = utcnow()
     async with database.session(write=False) as session:
         found = await authenticate_api_key(session, presented, now=now)
@@ -57,11 +51,19 @@ async def authenticate(request: Request, database: DatabaseDep) -> TenantContext
         key_id=found.key.id,
         key_kind=found.key.kind,
         scopes=frozenset(Scope(scope) for scope in found.key.scopes),
-        actor=Actor(
-            name=f"key:{found.key.id}",
-            ip=client_ip(request),
-            user_agent=request.headers.get("user-agent"),
-        ),
+        actor=Actor(name=f"key:{found.key.id}", ip=ip, user_agent=user_agent),
+    )
+
+
+async def authenticate(request: Request, database: DatabaseDep) -> TenantContext:
+    cached = request.scope.get(CONTEXT_SCOPE_KEY)
+    if isinstance(cached, TenantContext):
+        return cached
+    return await authenticate_headers(
+        database,
+        authorization=request.headers.get("authorization"),
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
     )
 
 
@@ -78,3 +80,8 @@ async def require_secret_key(context: AnyKeyDep) -> TenantContext:
 
 
 SecretKeyDep = Annotated[TenantContext, Depends(require_secret_key)]
+
+
+# The storefront API takes either kind of key: publishable keys were made for it, and a merchant's
+# own server may call it with its secret key.
+StorefrontKeyDep = AnyKeyDep

@@ -48,3 +48,32 @@ def render_latest() -> tuple[bytes, str]:
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+WEBHOOK_REJECTIONS = Counter(
+    "paycore_webhook_rejections_total",
+    "Inbound provider webhooks refused before storage (bad signature, unknown tenant, …), by reason.",
+    ["provider", "reason"],
+)
+WEBHOOK_EVENTS = Counter(
+    "paycore_webhook_events_total",
+    "Inbound provider events by what happened to them: applied, ignored, unmatched, mismatch, "
+    "duplicate, deferred (apply failed, will retry), failed (gave up).",
+    ["provider", "outcome"],
+)
+CHECKOUTS = Counter(
+    "paycore_checkouts_total",
+    "Checkout requests by outcome.",
+    ["outcome"],
+)
+PROVIDER_CALL_FAILURES = Counter(
+    "paycore_provider_call_failures_total",
+    "Calls to a payment provider that failed or timed out, by provider and operation.",
+    ["provider", "operation"],
+)
+ORDERS_EXPIRED = Counter("paycore_orders_expired_total", "Orders expired unpaid by the expiry job.")
+PAYMENTS_RECONCILED = Counter(
+    "paycore_payments_reconciled_total",
+    "Payment attempts whose outcome reconciliation learned from the provider's status API.",
+    ["provider", "state"],
+)

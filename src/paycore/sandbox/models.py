@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from paycore.db import Base, created_column, id_column, tenant_column, updated_column
@@ -45,4 +45,18 @@ class SandboxDelivery(Base):
     delivered_at: Mapped[datetime | None]
     last_status: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_column()
+
+
+class SandboxRefund(Base):
+    """A provider-side refund, keyed by the merchant's refund id so asking twice refunds once."""
+
+    __tablename__ = "sandbox_refunds"
+    __table_args__ = (UniqueConstraint("tenant_id", "merchant_reference"),)
+
+    id: Mapped[str] = id_column("sbre")
+    tenant_id: Mapped[str] = tenant_column()
+    payment_id: Mapped[str] = mapped_column(ForeignKey("sandbox_payments.id", ondelete="CASCADE"))
+    merchant_reference: Mapped[str] = mapped_column(String(40))
+    amount: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = created_column()

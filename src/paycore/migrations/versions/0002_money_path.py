@@ -1,8 +1,9 @@
-"""money path: catalog, carts, orders, payments, inbox, fulfillment, outbox, idempotency, sandbox
+"""money path: catalog, carts, customers, orders, payments and the webhook inbox, fulfillment,
+outbox, idempotency keys, and the sandbox provider's own tables
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-22 00:04:20.408132
+Create Date: 2026-11-22 00:14:02.645497
 """
 
 from collections.abc import Sequence
@@ -13,7 +14,6 @@ from sqlalchemy.dialects import postgresql
 
 # JSONB on PostgreSQL, JSON text on SQLite.
 JSON_DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -412,6 +412,31 @@ def upgrade() -> None:
             unique=False,
         )
 
+    op.create_table(
+        "sandbox_refunds",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("payment_id", sa.String(length=40), nullable=False),
+        sa.Column("merchant_reference", sa.String(length=40), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["payment_id"],
+            ["sandbox_payments.id"],
+            name=op.f("fk_sandbox_refunds_payment_id_sandbox_payments"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_sandbox_refunds_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sandbox_refunds")),
+        sa.UniqueConstraint(
+            "tenant_id", "merchant_reference", name=op.f("uq_sandbox_refunds_tenant_id_merchant_reference")
+        ),
+    )
     op.create_table(
         "entitlements",
         sa.Column("id", sa.String(length=40), nullable=False),

@@ -1,0 +1,279 @@
+"""Products, stock and promo codes. Services take a session and never commit.
+
+Every query is scoped by the caller's tenant and mode: another tenant's product, or a live product
+seen with a test key, does not exist (404).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from paycore.audit.service import record_audit
+from paycore.auth.context import TenantContext
+from paycore.catalog.models import Inventory, Product, ProductKind, PromoCode
+from paycore.catalog.schemas import PromoCodeCreate
+from paycore.clock import utcnow
+from paycore.errors import Conflict, NotFound
+from paycore.pagination import Page, paginate
+
+DEFAULT_FULFILLMENT = {
+    ProductKind.PHYSICAL: {"type": "stock", "config": {}},
+    ProductKind.DIGITAL: {"type": "entitlement", "config": {}},
+    ProductKind.SERVICE: {"type": "entitlement", "config": {}},
+}
+
+
+def product_snapshot(product: Product) -> dict[str, Any]:
+    return {
+        "name": product.name,
+        "sku": product.sku,
+        "price": product.price,
+        "currency": product.currency,
+        "kind": product.kind.value,
+        "fulfillment": product.fulfillment,
+        "active": product.active,
+        "deleted_at": product.deleted_at.isoformat() if product.deleted_at else None,
+    }
+
+
+async def create_product(
+    session: AsyncSession,
+    context: TenantContext,
+    *,
+    name: str,
+    price: int,
+    currency: str,
+    kind: ProductKind,
+    sku: str | None = None,
+    description: str | None = None,
+    fulfillment: dict[str, Any] | None = None,
+    active: bool = True,
+) -> Product:
+    product = Product(
+        tenant_id=context.tenant_id,
+        livemode=context.livemode,
+        name=name,
+        price=price,
+        currency=currency,
+        kind=kind,
+        sku=sku,
+        description=description,
+        fulfillment=fulfillment or DEFAULT_FULFILLMENT[kind],
+        active=active,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(product)
+    except IntegrityError:
+        raise Conflict(
+            f"A product with sku '{sku}' already exists.", code="sku_exists", param="sku"
+        ) from None
+    record_audit(
+        session,
+        actor=context.actor,
+        action="product.created",
+        entity_type="product",
+        entity_id=product.id,
+        tenant_id=context.tenant_id,
+        after=product_snapshot(product),
+    )
+    return product
+
+
+async def get_product(session: AsyncSession, context: TenantContext, product_id: str) -> Product:
+    product = await session.scalar(
+        select(Product).where(
+            Product.id == product_id,
+            Product.tenant_id == context.tenant_id,
+            Product.livemode == context.livemode,
+        )
+    )
+    if product is None:
+        raise NotFound(f"No such product: '{product_id}'.", param="id")
+    return product
+
+
+async def list_products(
+    session: AsyncSession, context: TenantContext, *, limit: int, cursor: str | None
+) -> Page[Product]:
+    statement = select(Product).where(
+        Product.tenant_id == context.tenant_id, Product.livemode == context.livemode
+    )
+    return await paginate(
+        session, statement, created_at=Product.created_at, id_column=Product.id, limit=limit, cursor=cursor
+    )
+
+
+async def update_product(
+    session: AsyncSession, context: TenantContext, product_id: str, changes: dict[str, Any]
+) -> Product:
+    product = await get_product(session, context, product_id)
+    if product.deleted_at is not None:
+        raise Conflict("A deleted product cannot be changed.", code="product_deleted")
+    before = product_snapshot(product)
+    for field, value in changes.items():
+        setattr(product, field, value)
+    await session.flush()
+    record_audit(
+        session,
+        actor=context.actor,
+        action="product.updated",
+        entity_type="product",
+        entity_id=product.id,
+        tenant_id=context.tenant_id,
+        before=before,
+        after=product_snapshot(product),
+    )
+    return product
+
+
+async def delete_product(session: AsyncSession, context: TenantContext, product_id: str) -> Product:
+    """Soft delete: gone from the storefront, kept for the orders that bought it."""
+    product = await get_product(session, context, product_id)
+    if product.deleted_at is None:
+        before = product_snapshot(product)
+        product.deleted_at = utcnow()
+        product.active = False
+        await session.flush()
+        record_audit(
+            session,
+            actor=context.actor,
+            action="product.deleted",
+            entity_type="product",
+            entity_id=product.id,
+            tenant_id=context.tenant_id,
+            before=before,
+            after=product_snapshot(product),
+        )
+    return product
+
+
+async def get_inventory(session: AsyncSession, context: TenantContext, product_id: str) -> Inventory | None:
+    product = await get_product(session, context, product_id)
+    return await session.get(Inventory, product.id)
+
+
+async def set_inventory(
+    session: AsyncSession, context: TenantContext, product_id: str, on_hand: int
+) -> Inventory:
+    """Set the units on hand. Never below what unpaid orders hold reserved."""
+    product = await get_product(session, context, product_id)
+    inventory = await session.get(Inventory, product.id, with_for_update=True)
+    before = None if inventory is None else {"on_hand": inventory.on_hand, "reserved": inventory.reserved}
+    if inventory is None:
+        inventory = Inventory(product_id=product.id, tenant_id=context.tenant_id, on_hand=on_hand, reserved=0)
+        session.add(inventory)
+    else:
+        # Conditional, so a checkout reserving concurrently can never leave reserved > on_hand.
+        result = await session.execute(
+            update(Inventory)
+            .where(Inventory.product_id == product.id, Inventory.reserved <= on_hand)
+            .values(on_hand=on_hand, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            raise Conflict(
+                f"{inventory.reserved} units are reserved by unpaid orders; on_hand cannot go below that.",
+                code="inventory_below_reserved",
+                param="on_hand",
+            )
+        await session.refresh(inventory)
+    await session.flush()
+    record_audit(
+        session,
+        actor=context.actor,
+        action="inventory.set",
+        entity_type="product",
+        entity_id=product.id,
+        tenant_id=context.tenant_id,
+        before=before,
+        after={"on_hand": inventory.on_hand, "reserved": inventory.reserved},
+    )
+    return inventory
+
+
+async def list_storefront_products(
+    session: AsyncSession, context: TenantContext, *, limit: int, cursor: str | None
+) -> Page[tuple[Product, Inventory | None]]:
+    statement = select(Product).where(
+        Product.tenant_id == context.tenant_id,
+        Product.livemode == context.livemode,
+        Product.active.is_(True),
+        Product.deleted_at.is_(None),
+    )
+    page = await paginate(
+        session, statement, created_at=Product.created_at, id_column=Product.id, limit=limit, cursor=cursor
+    )
+    stock = {
+        row.product_id: row
+        for row in await session.scalars(
+            select(Inventory).where(Inventory.product_id.in_([product.id for product in page.items]))
+        )
+    }
+    return Page(
+        items=[(product, stock.get(product.id)) for product in page.items],
+        has_more=page.has_more,
+        next_cursor=page.next_cursor,
+    )
+
+
+async def create_promo_code(
+    session: AsyncSession, context: TenantContext, data: PromoCodeCreate
+) -> PromoCode:
+    promo = PromoCode(
+        tenant_id=context.tenant_id,
+        livemode=context.livemode,
+        code=data.code.upper(),
+        percent_off=data.percent_off,
+        amount_off=data.amount_off,
+        currency=data.currency,
+        usage_limit=data.usage_limit,
+        starts_at=data.starts_at,
+        ends_at=data.ends_at,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(promo)
+    except IntegrityError:
+        raise Conflict(
+            f"A promo code '{promo.code}' already exists.", code="promo_code_exists", param="code"
+        ) from None
+    record_audit(
+        session,
+        actor=context.actor,
+        action="promo_code.created",
+        entity_type="promo_code",
+        entity_id=promo.id,
+        tenant_id=context.tenant_id,
+        after=data.model_dump(mode="json"),
+    )
+    return promo
+
+
+async def list_promo_codes(
+    session: AsyncSession, context: TenantContext, *, limit: int, cursor: str | None
+) -> Page[PromoCode]:
+    statement = select(PromoCode).where(
+        PromoCode.tenant_id == context.tenant_id, PromoCode.livemode == context.livemode
+    )
+    return await paginate(
+        session,
+        statement,
+        created_at=PromoCode.created_at,
+        id_column=PromoCode.id,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def promo_is_open(promo: PromoCode, now: datetime) -> bool:
+    if not promo.active:
+        return False
+    if promo.starts_at is not None and now < promo.starts_at:
+        return False
+    return promo.ends_at is None or now < promo.ends_at

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, status
+
+from paycore.auth.dependencies import StorefrontKeyDep
+from paycore.checkout import service
+from paycore.checkout.receipts import RECEIPT_HEADER, receipt_token_matches
+from paycore.checkout.schemas import CheckoutIn, CheckoutOut, OrderLineOut, PaymentOut, StorefrontOrderOut
+from paycore.dependencies import DatabaseDep, ReadSessionDep, RegistryDep, SettingsDep
+from paycore.errors import NotFound
+from paycore.orders.models import Order, OrderItem
+from paycore.payments.models import PaymentAttempt
+
+router = APIRouter(prefix="/v1", tags=["storefront"])
+
+
+def storefront_order_out(order: Order, items: list[OrderItem]) -> StorefrontOrderOut:
+    return StorefrontOrderOut(
+        id=order.id,
+        number=order.number,
+        livemode=order.livemode,
+        status=order.status,
+        currency=order.currency,
+        subtotal=order.subtotal,
+        discount=order.discount,
+        total=order.total,
+        items=[
+            OrderLineOut(
+                id=item.id,
+                product_id=item.product_id,
+                name=item.name,
+                unit_amount=item.unit_amount,
+                quantity=item.quantity,
+                amount=item.amount,
+            )
+            for item in items
+        ],
+        expires_at=order.expires_at,
+        paid_at=order.paid_at,
+        created=order.created_at,
+    )
+
+
+def payment_out(attempt: PaymentAttempt) -> PaymentOut:
+    return PaymentOut(
+        id=attempt.id,
+        provider=attempt.provider,
+        status=attempt.status,
+        amount=attempt.amount,
+        currency=attempt.currency,
+        redirect_url=attempt.redirect_url,
+        client_data=attempt.client_data,
+    )
+
+
+@router.post(
+    "/checkout",
+    status_code=status.HTTP_201_CREATED,
+    summary="Turn a cart into an order and start its payment",
+    responses={409: {"description": "Out of stock, cart already checked out, promo used up"}},
+)
+async def checkout(
+    body: CheckoutIn,
+    context: StorefrontKeyDep,
+    database: DatabaseDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+) -> CheckoutOut:
+    result = await service.checkout(database, registry, settings, context, body)
+    return CheckoutOut(
+        order=storefront_order_out(result.order, result.items),
+        receipt_token=result.receipt_token,
+        payment=payment_out(result.attempt),
+        redirect_url=result.attempt.redirect_url,
+    )
+
+
+@router.get("/storefront/orders/{order_id}", summary="An order, for whoever holds its receipt token")
+async def read_storefront_order(
+    order_id: str,
+    context: StorefrontKeyDep,
+    session: ReadSessionDep,
+    settings: SettingsDep,
+    receipt: Annotated[str | None, Header(alias=RECEIPT_HEADER)] = None,
+) -> StorefrontOrderOut:
+    # The same 404 for a wrong token as for no order: nothing tells an order id is real.
+    if not receipt_token_matches(settings, order_id, receipt):
+        raise NotFound(f"No such order: '{order_id}'.", param="id")
+    order, items = await service.storefront_order(session, context, order_id)
+    return storefront_order_out(order, items)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, EmailStr, Field
+
+from paycore.orders.states import AttemptStatus, OrderStatus
+from paycore.schemas import StrictInput
+
+
+class CustomerIn(StrictInput):
+    email: EmailStr
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, min_length=5, max_length=32, pattern=r"^\+?[0-9 ()-]+$")
+
+
+class CheckoutIn(StrictInput):
+    cart_id: str = Field(min_length=1, max_length=40)
+    customer: CustomerIn
+    promo_code: str | None = Field(default=None, min_length=2, max_length=64)
+    provider: str = Field(default="sandbox", min_length=1, max_length=32)
+
+
+class OrderLineOut(BaseModel):
+    id: str
+    product_id: str
+    name: str
+    unit_amount: int
+    quantity: int
+    amount: int
+
+
+class PaymentOut(BaseModel):
+    id: str
+    object: Literal["payment_attempt"] = "payment_attempt"
+    provider: str
+    status: AttemptStatus
+    amount: int
+    currency: str
+    redirect_url: str | None
+    client_data: dict[str, Any]
+
+
+class StorefrontOrderOut(BaseModel):
+    """What the customer may see of their order."""
+
+    id: str
+    object: Literal["order"] = "order"
+    number: str
+    livemode: bool
+    status: OrderStatus
+    currency: str
+    subtotal: int
+    discount: int
+    total: int
+    items: list[OrderLineOut]
+    expires_at: datetime
+    paid_at: datetime | None
+    created: datetime
+
+
+class CheckoutOut(BaseModel):
+    order: StorefrontOrderOut
+    receipt_token: str
+    payment: PaymentOut
+    redirect_url: str | None

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from paycore.auth.dependencies import SecretKeyDep
+from paycore.customers import service
+from paycore.customers.models import Customer
+from paycore.customers.schemas import CustomerOut, EntitlementOut
+from paycore.dependencies import ReadSessionDep
+from paycore.fulfillment.service import list_entitlements
+from paycore.schemas import DEFAULT_LIMIT, CursorQuery, LimitQuery, ListOut
+
+router = APIRouter(prefix="/v1", tags=["customers"])
+
+
+def customer_out(customer: Customer, spend: dict[str, int]) -> CustomerOut:
+    return CustomerOut(
+        id=customer.id,
+        livemode=customer.livemode,
+        email=customer.email,
+        name=customer.name,
+        phone=customer.phone,
+        total_orders=customer.total_orders,
+        total_spent=spend,
+        created=customer.created_at,
+    )
+
+
+@router.get("/customers", summary="List customers, newest first")
+async def list_customers(
+    context: SecretKeyDep,
+    session: ReadSessionDep,
+    email: Annotated[str | None, Query(max_length=320)] = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> ListOut[CustomerOut]:
+    page = await service.list_customers(session, context, email=email, limit=limit, cursor=cursor)
+    spend = await service.spend_by_currency(session, [customer.id for customer in page.items])
+    return ListOut(
+        data=[customer_out(customer, spend[customer.id]) for customer in page.items],
+        has_more=page.has_more,
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/customers/{customer_id}", summary="A customer with their totals")
+async def read_customer(customer_id: str, context: SecretKeyDep, session: ReadSessionDep) -> CustomerOut:
+    customer = await service.get_customer(session, context, customer_id)
+    spend = await service.spend_by_currency(session, [customer.id])
+    return customer_out(customer, spend[customer.id])
+
+
+@router.get("/entitlements", summary="What a customer may access (digital products, courses)")
+async def read_entitlements(
+    context: SecretKeyDep,
+    session: ReadSessionDep,
+    customer_email: Annotated[str, Query(min_length=3, max_length=320)],
+    include_revoked: bool = False,
+) -> ListOut[EntitlementOut]:
+    rows = await list_entitlements(
+        session, context, customer_email=customer_email, include_revoked=include_revoked
+    )
+    data = [
+        EntitlementOut(
+            id=entitlement.id,
+            customer_id=customer.id,
+            customer_email=customer.email,
+            product_id=entitlement.product_id,
+            order_id=entitlement.order_id,
+            granted_at=entitlement.granted_at,
+            revoked_at=entitlement.revoked_at,
+            active=entitlement.revoked_at is None,
+        )
+        for entitlement, customer in rows
+    ]
+    return ListOut(data=data, has_more=False, next_cursor=None)

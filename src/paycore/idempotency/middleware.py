@@ -1,0 +1,152 @@
+"""Idempotency-Key on every POST of the merchant and storefront APIs, as ASGI middleware: it must
+see the raw request body and the final response, which a route dependency cannot.
+
+Not saved (so a retry runs again): requests that fail authentication, authorization, rate
+limiting or validation (401, 403, 422, 429, malformed JSON), and requests whose handler raised.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from paycore.auth.dependencies import CONTEXT_SCOPE_KEY, authenticate_headers
+from paycore.db import Database
+from paycore.errors import AuthenticationFailed, PaycoreError, error_body
+from paycore.idempotency.service import (
+    KeyRef,
+    claim_key,
+    release_key,
+    request_fingerprint,
+    save_response,
+    validate_key,
+)
+
+HEADER = "idempotency-key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+_NOT_SAVED_STATUSES = frozenset({401, 403, 422, 429})
+_NOT_SAVED_CODES = frozenset({"invalid_json"})
+
+
+def _is_saved(status: int, body: bytes) -> bool:
+    if status in _NOT_SAVED_STATUSES:
+        return False
+    if status == 400:
+        try:
+            return json.loads(body)["error"]["code"] not in _NOT_SAVED_CODES
+        except (ValueError, KeyError, TypeError):
+            return True
+    return True
+
+
+async def _send_json(send: Send, status: int, body: bytes, extra_headers: list[tuple[bytes, bytes]]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *extra_headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Send, error: PaycoreError) -> None:
+    body = json.dumps(
+        error_body(error_type=error.error_type, code=error.code, message=error.message, param=error.param)
+    ).encode()
+    await _send_json(send, error.status_code, body, [])
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope) if scope["type"] == "http" else None
+        key = headers.get(HEADER) if headers is not None else None
+        if (
+            headers is None
+            or key is None
+            or scope["method"] != "POST"
+            or not scope["path"].startswith("/v1/")
+        ):
+            await self.app(scope, receive, send)
+            return
+        try:
+            validate_key(key)
+        except PaycoreError as exc:
+            await _send_error(send, exc)
+            return
+        database: Database = scope["app"].state.database
+        try:
+            context = await authenticate_headers(
+                database,
+                authorization=headers.get("authorization"),
+                ip=(scope.get("client") or (None,))[0],
+                user_agent=headers.get("user-agent"),
+            )
+        except AuthenticationFailed:
+            await self.app(scope, receive, send)  # the route answers 401, nothing is saved
+            return
+        scope[CONTEXT_SCOPE_KEY] = context
+
+        body = await _read_body(receive)
+        ref = KeyRef(tenant_id=context.tenant_id, livemode=context.livemode, key=key)
+        try:
+            async with database.session(write=True) as session:
+                saved = await claim_key(
+                    session,
+                    ref,
+                    method=scope["method"],
+                    path=scope["path"],
+                    fingerprint=request_fingerprint(scope["method"], scope["path"], body),
+                )
+        except PaycoreError as exc:
+            await _send_error(send, exc)
+            return
+        if saved is not None:
+            await _send_json(send, saved.status, saved.body, [(REPLAYED_HEADER.encode(), b"true")])
+            return
+
+        response: dict[str, Any] = {"status": 500, "body": bytearray()}
+
+        async def replay_body() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                response["body"].extend(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, replay_body, capture)
+        except BaseException:
+            async with database.session(write=True) as session:
+                await release_key(session, ref)
+            raise
+        async with database.session(write=True) as session:
+            if _is_saved(response["status"], bytes(response["body"])):
+                await save_response(session, ref, status=response["status"], body=bytes(response["body"]))
+            else:
+                await release_key(session, ref)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.extend(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return bytes(chunks)

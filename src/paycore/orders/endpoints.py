@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from paycore.auth.dependencies import SecretKeyDep
+from paycore.checkout.endpoints import payment_out
+from paycore.checkout.schemas import OrderLineOut
+from paycore.dependencies import DatabaseDep, ReadSessionDep, RegistryDep, SettingsDep, WriteSessionDep
+from paycore.orders import service
+from paycore.orders.models import Order
+from paycore.orders.schemas import OrderDetailOut, OrderOut, RefundIn, RefundOut, TimelineEntry
+from paycore.orders.states import OrderStatus
+from paycore.payments.models import Refund
+from paycore.payments.refunds import request_refund
+from paycore.schemas import DEFAULT_LIMIT, CursorQuery, LimitQuery, ListOut
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+
+
+def order_fields(order: Order) -> dict[str, object]:
+    return {
+        "id": order.id,
+        "number": order.number,
+        "livemode": order.livemode,
+        "status": order.status,
+        "version": order.version,
+        "customer_id": order.customer_id,
+        "currency": order.currency,
+        "subtotal": order.subtotal,
+        "discount": order.discount,
+        "total": order.total,
+        "amount_paid": order.amount_paid,
+        "amount_refunded": order.amount_refunded,
+        "provider": order.provider,
+        "review_reason": order.review_reason,
+        "expires_at": order.expires_at,
+        "paid_at": order.paid_at,
+        "fulfilled_at": order.fulfilled_at,
+        "canceled_at": order.canceled_at,
+        "created": order.created_at,
+    }
+
+
+def refund_out(refund: Refund) -> RefundOut:
+    return RefundOut(
+        id=refund.id,
+        order_id=refund.order_id,
+        amount=refund.amount,
+        currency=refund.currency,
+        status=refund.status,
+        reason=refund.reason,
+        failure_reason=refund.failure_reason,
+        created=refund.created_at,
+    )
+
+
+@router.get("", summary="List orders, newest first")
+async def list_orders(
+    context: SecretKeyDep,
+    session: ReadSessionDep,
+    status_filter: Annotated[OrderStatus | None, Query(alias="status")] = None,
+    customer_email: Annotated[str | None, Query(max_length=320)] = None,
+    created_gte: Annotated[datetime | None, Query(description="Created at or after (RFC 3339).")] = None,
+    created_lt: Annotated[datetime | None, Query(description="Created before (RFC 3339).")] = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> ListOut[OrderOut]:
+    page = await service.list_orders(
+        session,
+        context,
+        status=status_filter,
+        customer_email=customer_email,
+        created_gte=created_gte,
+        created_lt=created_lt,
+        limit=limit,
+        cursor=cursor,
+    )
+    return ListOut(
+        data=[OrderOut.model_validate(order_fields(order)) for order in page.items],
+        has_more=page.has_more,
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/{order_id}", summary="An order with its lines, payments, refunds and timeline")
+async def read_order(order_id: str, context: SecretKeyDep, session: ReadSessionDep) -> OrderDetailOut:
+    detail = await service.order_detail(session, context, order_id)
+    return OrderDetailOut.model_validate(
+        {
+            **order_fields(detail.order),
+            "items": [
+                OrderLineOut(
+                    id=item.id,
+                    product_id=item.product_id,
+                    name=item.name,
+                    unit_amount=item.unit_amount,
+                    quantity=item.quantity,
+                    amount=item.amount,
+                )
+                for item in detail.items
+            ],
+            "payments": [payment_out(attempt) for attempt in detail.attempts],
+            "refunds": [refund_out(refund) for refund in detail.refunds],
+            "timeline": [
+                TimelineEntry(
+                    at=entry.at,
+                    action=entry.action,
+                    actor=entry.actor,
+                    details=entry.after,
+                    request_id=entry.correlation_id,
+                )
+                for entry in detail.timeline
+            ],
+        }
+    )
+
+
+@router.post("/{order_id}/cancel", summary="Cancel an unpaid order (releases its stock)")
+async def cancel_order(order_id: str, context: SecretKeyDep, session: WriteSessionDep) -> OrderOut:
+    order = await service.cancel_order(session, context, order_id)
+    return OrderOut.model_validate(order_fields(order))
+
+
+@router.post(
+    "/{order_id}/refunds",
+    status_code=status.HTTP_201_CREATED,
+    summary="Refund all or part of a paid order, through its provider",
+)
+async def refund_order(
+    order_id: str,
+    body: RefundIn,
+    context: SecretKeyDep,
+    database: DatabaseDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+) -> RefundOut:
+    refund = await request_refund(
+        database, registry, settings, context, order_id=order_id, amount=body.amount, reason=body.reason
+    )
+    return refund_out(refund)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from paycore.checkout.schemas import OrderLineOut, PaymentOut
+from paycore.orders.states import OrderStatus, RefundStatus
+from paycore.schemas import StrictInput
+
+
+class RefundIn(StrictInput):
+    amount: int | None = Field(default=None, ge=1, description="Minor units; all that is left when omitted.")
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class RefundOut(BaseModel):
+    id: str
+    object: Literal["refund"] = "refund"
+    order_id: str
+    amount: int
+    currency: str
+    status: RefundStatus
+    reason: str | None
+    failure_reason: str | None
+    created: datetime
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    action: str
+    actor: str
+    details: dict[str, Any] | None
+    request_id: str | None
+
+
+class OrderOut(BaseModel):
+    id: str
+    object: Literal["order"] = "order"
+    number: str
+    livemode: bool
+    status: OrderStatus
+    version: int
+    customer_id: str
+    currency: str
+    subtotal: int
+    discount: int
+    total: int
+    amount_paid: int
+    amount_refunded: int
+    provider: str
+    review_reason: str | None
+    expires_at: datetime
+    paid_at: datetime | None
+    fulfilled_at: datetime | None
+    canceled_at: datetime | None
+    created: datetime
+
+
+class OrderDetailOut(OrderOut):
+    items: list[OrderLineOut]
+    payments: list[PaymentOut]
+    refunds: list[RefundOut]
+    timeline: list[TimelineEntry]

@@ -1,0 +1,136 @@
+"""Stock and promo-use reservations. Every change is one conditional UPDATE, so concurrent
+checkouts can never oversell: the database checks `on_hand - reserved >= quantity` as it writes."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from paycore.catalog.models import Inventory, PromoCode
+from paycore.errors import Conflict
+from paycore.orders.models import OrderItem
+
+
+class OutOfStock(Conflict):
+    code = "out_of_stock"
+
+
+def _updated(result: object) -> bool:
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def tracked_products(session: AsyncSession, product_ids: list[str]) -> set[str]:
+    rows = await session.scalars(select(Inventory.product_id).where(Inventory.product_id.in_(product_ids)))
+    return set(rows)
+
+
+async def reserve_stock(session: AsyncSession, lines: list[tuple[str, int]]) -> set[str]:
+    """Reserve each tracked product's quantity; returns the tracked ids, or raises `OutOfStock`.
+
+    Lines are taken in product-id order so two checkouts never wait on each other in a cycle.
+    """
+    tracked = await tracked_products(session, [product_id for product_id, _ in lines])
+    for product_id, quantity in sorted(lines):
+        if product_id not in tracked:
+            continue
+        result = await session.execute(
+            update(Inventory)
+            .where(Inventory.product_id == product_id, Inventory.on_hand - Inventory.reserved >= quantity)
+            .values(reserved=Inventory.reserved + quantity)
+            .execution_options(synchronize_session=False)
+        )
+        if not _updated(result):
+            raise OutOfStock(
+                f"Product '{product_id}' does not have {quantity} unit(s) available.", param="items"
+            )
+    return tracked
+
+
+async def release_stock(session: AsyncSession, items: list[OrderItem]) -> None:
+    """Give back what an unpaid order held (expiry, cancel)."""
+    for item in sorted(items, key=lambda line: line.product_id):
+        if item.stock_reserved:
+            await session.execute(
+                update(Inventory)
+                .where(Inventory.product_id == item.product_id, Inventory.reserved >= item.quantity)
+                .values(reserved=Inventory.reserved - item.quantity)
+                .execution_options(synchronize_session=False)
+            )
+
+
+async def sell_reserved_stock(session: AsyncSession, items: list[OrderItem]) -> None:
+    """Reserved becomes sold: both on_hand and reserved drop by the quantity (order paid in time)."""
+    for item in sorted(items, key=lambda line: line.product_id):
+        if item.stock_reserved:
+            await session.execute(
+                update(Inventory)
+                .where(Inventory.product_id == item.product_id, Inventory.reserved >= item.quantity)
+                .values(
+                    on_hand=Inventory.on_hand - item.quantity,
+                    reserved=Inventory.reserved - item.quantity,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+
+async def sell_available_stock(session: AsyncSession, items: list[OrderItem]) -> bool:
+    """For a late payment, whose reservation was released: sell from what is available now.
+
+    All or nothing: on any shortfall the savepoint is rolled back and False returned.
+    """
+    try:
+        async with session.begin_nested():
+            for item in sorted(items, key=lambda line: line.product_id):
+                if not item.stock_reserved:
+                    continue
+                result = await session.execute(
+                    update(Inventory)
+                    .where(
+                        Inventory.product_id == item.product_id,
+                        Inventory.on_hand - Inventory.reserved >= item.quantity,
+                    )
+                    .values(on_hand=Inventory.on_hand - item.quantity)
+                    .execution_options(synchronize_session=False)
+                )
+                if not _updated(result):
+                    raise OutOfStock(item.product_id)
+    except OutOfStock:
+        return False
+    return True
+
+
+async def reserve_promo_use(session: AsyncSession, promo: PromoCode) -> bool:
+    result = await session.execute(
+        update(PromoCode)
+        .where(
+            PromoCode.id == promo.id,
+            or_(
+                PromoCode.usage_limit.is_(None),
+                PromoCode.usage_count + PromoCode.reserved < PromoCode.usage_limit,
+            ),
+        )
+        .values(reserved=PromoCode.reserved + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return _updated(result)
+
+
+async def release_promo_use(session: AsyncSession, promo_id: str) -> None:
+    await session.execute(
+        update(PromoCode)
+        .where(PromoCode.id == promo_id, PromoCode.reserved > 0)
+        .values(reserved=PromoCode.reserved - 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def use_promo(session: AsyncSession, promo_id: str, *, was_reserved: bool) -> None:
+    """Count one use for a paid order (turning its reservation into a use when it held one)."""
+    values = {"usage_count": PromoCode.usage_count + 1}
+    condition = [PromoCode.id == promo_id]
+    if was_reserved:
+        values["reserved"] = PromoCode.reserved - 1
+        condition.append(PromoCode.reserved > 0)
+    await session.execute(
+        update(PromoCode).where(*condition).values(**values).execution_options(synchronize_session=False)
+    )

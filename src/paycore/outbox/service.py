@@ -1,0 +1,99 @@
+"""Writing outbox rows, inside the caller's transaction. Delivery is the worker's job.
+
+A row's `dedupe_key` is unique per tenant, so writing the same message twice (a retried
+transaction, a repeated event) leaves one row: the receiver gets it at least once, not N times.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from paycore.clock import utcnow
+from paycore.db import upsert_insert
+from paycore.ids import new_id
+from paycore.logging import current_request_id
+from paycore.outbox.models import OutboxChannel, OutboxMessage, OutboxStatus
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    livemode: bool,
+    channel: OutboxChannel,
+    topic: str,
+    dedupe_key: str,
+    payload: dict[str, Any],
+) -> bool:
+    """Add a message unless one with `dedupe_key` exists; True when this call added it."""
+    now = utcnow()
+    result = await session.execute(
+        upsert_insert(session, OutboxMessage.__table__)
+        .values(
+            id=new_id("msg"),
+            tenant_id=tenant_id,
+            livemode=livemode,
+            channel=channel.value,
+            topic=topic,
+            dedupe_key=dedupe_key,
+            payload=payload,
+            status=OutboxStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=now,
+            correlation_id=current_request_id(),
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key"])
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def emit_merchant_event(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    livemode: bool,
+    event_type: str,
+    subject_key: str,
+    data: dict[str, Any],
+) -> bool:
+    """A merchant webhook event. Its `id` is fixed here, so every retry carries the same webhook-id."""
+    return await enqueue(
+        session,
+        tenant_id=tenant_id,
+        livemode=livemode,
+        channel=OutboxChannel.MERCHANT_WEBHOOK,
+        topic=event_type,
+        dedupe_key=f"{event_type}:{subject_key}",
+        payload={
+            "id": new_id("whevt"),
+            "type": event_type,
+            "created": utcnow().isoformat(),
+            "livemode": livemode,
+            "data": {"object": data},
+        },
+    )
+
+
+async def alert_ops(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    livemode: bool,
+    code: str,
+    message: str,
+    subject_key: str,
+    details: dict[str, Any],
+) -> bool:
+    return await enqueue(
+        session,
+        tenant_id=tenant_id,
+        livemode=livemode,
+        channel=OutboxChannel.OPS_ALERT,
+        topic=code,
+        dedupe_key=f"ops:{code}:{subject_key}",
+        payload={"code": code, "message": message, "details": details},
+    )

@@ -1,0 +1,336 @@
+"""Applying one verified provider event to paycore's books: the only path by which money moves
+an order. Runs inside the transaction that claimed the event, so it happens once or not at all.
+
+What each kind of event does:
+- payment succeeded: the attempt succeeds and the money is recorded. If amount and currency match,
+  a pending order is paid; an expired or canceled one is paid if its stock can be taken again,
+  else sent to review and (by default) refunded. A wrong amount sends the order to review. A
+  second payment for an already-paid order is recorded, alerted and refunded.
+- payment failed: the attempt fails; the order stays payable until it expires.
+- payment pending: the attempt waits for the customer.
+- refund succeeded / failed: the refund is settled, or failed and alerted. A refund made at the
+  provider directly (not through paycore) is recorded too.
+- an event for no known payment is `unmatched`; a succeeded one raises an ops alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from paycore.audit.service import Actor, record_audit
+from paycore.config import Settings
+from paycore.orders.effects import mark_paid, send_to_review, take_stock_for_late_payment
+from paycore.orders.models import Order
+from paycore.orders.states import AttemptStatus, OrderStatus, can_move_attempt
+from paycore.orders.transitions import lock_order, order_snapshot
+from paycore.outbox.service import alert_ops, emit_merchant_event
+from paycore.payments.models import EventResult, PaymentAttempt, Refund
+from paycore.payments.providers.base import NeutralEvent, NeutralKind
+from paycore.payments.refunds import (
+    DUPLICATE_PAYMENT,
+    LATE_PAYMENT_OUT_OF_STOCK,
+    add_refund,
+    fail_refund,
+    settle_refund,
+)
+
+# Orders that already hold (or held) their money: another payment for them is a duplicate.
+_ALREADY_SETTLED = frozenset(
+    {
+        OrderStatus.PAID,
+        OrderStatus.FULFILLED,
+        OrderStatus.PARTIALLY_REFUNDED,
+        OrderStatus.REFUNDED,
+        OrderStatus.NEEDS_REVIEW,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOutcome:
+    result: EventResult
+    note: str
+
+
+async def _find_attempt(
+    session: AsyncSession, *, tenant_id: str, provider: str, payment_ref: str | None, attempt_id: str | None
+) -> PaymentAttempt | None:
+    if payment_ref:
+        attempt = await session.scalar(
+            select(PaymentAttempt)
+            .where(
+                PaymentAttempt.tenant_id == tenant_id,
+                PaymentAttempt.provider == provider,
+                PaymentAttempt.provider_ref == payment_ref,
+            )
+            .with_for_update()
+        )
+        if attempt is not None:
+            return attempt
+    if attempt_id:
+        # A webhook can outrun checkout's second transaction, which stores the provider reference.
+        attempt = await session.scalar(
+            select(PaymentAttempt)
+            .where(
+                PaymentAttempt.tenant_id == tenant_id,
+                PaymentAttempt.provider == provider,
+                PaymentAttempt.id == attempt_id,
+            )
+            .with_for_update()
+        )
+        if attempt is not None:
+            if attempt.provider_ref is None and payment_ref:
+                attempt.provider_ref = payment_ref
+            return attempt
+    return None
+
+
+def _audit_attempt(
+    session: AsyncSession, attempt: PaymentAttempt, action: str, actor: Actor, details: dict[str, object]
+) -> None:
+    record_audit(
+        session,
+        actor=actor,
+        action=f"payment_attempt.{action}",
+        entity_type="order",
+        entity_id=attempt.order_id,
+        tenant_id=attempt.tenant_id,
+        after={"attempt": attempt.id, **details},
+    )
+
+
+async def _payment_succeeded(
+    session: AsyncSession,
+    attempt: PaymentAttempt,
+    event: NeutralEvent,
+    *,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
+) -> ApplyOutcome:
+    if attempt.status is AttemptStatus.SUCCEEDED:
+        return ApplyOutcome(EventResult.IGNORED, "attempt already succeeded")
+    order = await lock_order(session, order_id=attempt.order_id, tenant_id=attempt.tenant_id)
+    received = event.amount
+    attempt.status = AttemptStatus.SUCCEEDED
+    attempt.succeeded_at = now
+    attempt.amount_received = received.amount if received is not None else None
+    _audit_attempt(
+        session,
+        attempt,
+        "succeeded",
+        actor,
+        {"amount": attempt.amount_received, "currency": received.currency if received else None},
+    )
+    matches = (
+        received is not None and received.currency == order.currency and received.amount == attempt.amount
+    )
+    received_amount = received.amount if received is not None and received.currency == order.currency else 0
+
+    if order.status in _ALREADY_SETTLED:
+        return await _money_the_order_does_not_need(session, order, attempt, actor=actor)
+
+    if not matches:
+        await send_to_review(
+            session,
+            order,
+            reason="amount_mismatch",
+            actor=actor,
+            now=now,
+            amount_received=received_amount,
+            details={
+                "expected": {"amount": attempt.amount, "currency": attempt.currency},
+                "received": {"amount": received.amount, "currency": received.currency} if received else None,
+                "attempt": attempt.id,
+            },
+        )
+        return ApplyOutcome(EventResult.MISMATCH, "amount or currency differs from the order")
+
+    if order.status is OrderStatus.PENDING_PAYMENT:
+        await mark_paid(session, order, actor=actor, now=now, amount_paid=received_amount, late=False)
+        return ApplyOutcome(EventResult.APPLIED, "order paid")
+
+    # Expired or canceled: the money is real, the reservation is gone.
+    if await take_stock_for_late_payment(session, order):
+        await mark_paid(session, order, actor=actor, now=now, amount_paid=received_amount, late=True)
+        return ApplyOutcome(
+            EventResult.APPLIED, f"late payment on a {order.status.value} order, stock taken again"
+        )
+    await send_to_review(
+        session,
+        order,
+        reason=LATE_PAYMENT_OUT_OF_STOCK,
+        actor=actor,
+        now=now,
+        amount_received=received_amount,
+        details={"attempt": attempt.id},
+    )
+    if settings.late_payment_auto_refund:
+        add_refund(
+            session,
+            order=order,
+            attempt=attempt,
+            amount=received_amount,
+            reason=LATE_PAYMENT_OUT_OF_STOCK,
+            actor=actor,
+        )
+    return ApplyOutcome(EventResult.APPLIED, "late payment without stock: order in review")
+
+
+async def _money_the_order_does_not_need(
+    session: AsyncSession, order: Order, attempt: PaymentAttempt, *, actor: Actor
+) -> ApplyOutcome:
+    """A second payment for an order already paid (or under review): keep the record, give it back."""
+    amount = attempt.amount_received or 0
+    await alert_ops(
+        session,
+        tenant_id=order.tenant_id,
+        livemode=order.livemode,
+        code=DUPLICATE_PAYMENT,
+        message=f"Order {order.number} received a second payment ({attempt.id}); it is being refunded.",
+        subject_key=attempt.id,
+        details={
+            "order": order.id,
+            "attempt": attempt.id,
+            "amount": amount,
+            "order_status": order.status.value,
+        },
+    )
+    if amount > 0:
+        add_refund(
+            session, order=order, attempt=attempt, amount=amount, reason=DUPLICATE_PAYMENT, actor=actor
+        )
+    return ApplyOutcome(EventResult.APPLIED, "duplicate payment recorded and refunded")
+
+
+async def _payment_failed(
+    session: AsyncSession, attempt: PaymentAttempt, event: NeutralEvent, *, actor: Actor
+) -> ApplyOutcome:
+    if not can_move_attempt(attempt.status, AttemptStatus.FAILED):
+        return ApplyOutcome(EventResult.IGNORED, f"attempt is {attempt.status.value}")
+    attempt.status = AttemptStatus.FAILED
+    attempt.failure_reason = event.failure_reason
+    _audit_attempt(session, attempt, "failed", actor, {"reason": event.failure_reason})
+    order = await session.get(Order, attempt.order_id)
+    assert order is not None
+    await emit_merchant_event(
+        session,
+        tenant_id=attempt.tenant_id,
+        livemode=attempt.livemode,
+        event_type="payment.failed",
+        subject_key=attempt.id,
+        data={
+            "id": attempt.id,
+            "object": "payment_attempt",
+            "order": order_snapshot(order),
+            "failure_reason": event.failure_reason,
+        },
+    )
+    return ApplyOutcome(EventResult.APPLIED, "attempt failed; order still payable")
+
+
+def _payment_pending(attempt: PaymentAttempt) -> ApplyOutcome:
+    if attempt.status is AttemptStatus.CREATED:
+        attempt.status = AttemptStatus.REQUIRES_ACTION
+        return ApplyOutcome(EventResult.APPLIED, "attempt waiting for the customer")
+    return ApplyOutcome(EventResult.IGNORED, f"attempt is {attempt.status.value}")
+
+
+async def _find_refund(
+    session: AsyncSession, *, tenant_id: str, provider: str, event: NeutralEvent
+) -> Refund | None:
+    conditions = []
+    if event.refund_ref:
+        conditions.append(Refund.provider_ref == event.refund_ref)
+    if event.merchant_reference:
+        conditions.append(Refund.id == event.merchant_reference)
+    for condition in conditions:
+        refund = await session.scalar(
+            select(Refund)
+            .where(Refund.tenant_id == tenant_id, Refund.provider == provider, condition)
+            .with_for_update()
+        )
+        if refund is not None:
+            return refund
+    return None
+
+
+async def _refund_event(
+    session: AsyncSession, *, tenant_id: str, provider: str, event: NeutralEvent, actor: Actor, now: datetime
+) -> ApplyOutcome:
+    refund = await _find_refund(session, tenant_id=tenant_id, provider=provider, event=event)
+    if refund is None:
+        attempt = await _find_attempt(
+            session, tenant_id=tenant_id, provider=provider, payment_ref=event.payment_ref, attempt_id=None
+        )
+        if attempt is None or event.amount is None or event.kind is not NeutralKind.REFUND_SUCCEEDED:
+            return ApplyOutcome(EventResult.UNMATCHED, "no refund or payment matches")
+        # Refunded at the provider directly: record it so the books agree with the provider.
+        order = await lock_order(session, order_id=attempt.order_id, tenant_id=tenant_id)
+        refund = add_refund(
+            session, order=order, attempt=attempt, amount=event.amount.amount, reason="provider", actor=actor
+        )
+        refund.provider_ref = event.refund_ref
+        await session.flush()
+    if event.kind is NeutralKind.REFUND_SUCCEEDED:
+        settled = await settle_refund(session, refund, provider_ref=event.refund_ref, actor=actor, now=now)
+        return ApplyOutcome(EventResult.APPLIED if settled else EventResult.IGNORED, "refund settled")
+    failed = await fail_refund(session, refund, reason=event.failure_reason, actor=actor)
+    return ApplyOutcome(EventResult.APPLIED if failed else EventResult.IGNORED, "refund failed")
+
+
+async def apply_neutral_event(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    provider: str,
+    event: NeutralEvent,
+    settings: Settings,
+    now: datetime,
+) -> ApplyOutcome:
+    actor = Actor(name=f"provider:{provider}")
+    if event.kind is NeutralKind.IGNORED:
+        return ApplyOutcome(EventResult.IGNORED, f"event type {event.type!r} is not one paycore acts on")
+    if event.kind in (NeutralKind.REFUND_SUCCEEDED, NeutralKind.REFUND_FAILED):
+        return await _refund_event(
+            session, tenant_id=tenant_id, provider=provider, event=event, actor=actor, now=now
+        )
+    attempt = await _find_attempt(
+        session,
+        tenant_id=tenant_id,
+        provider=provider,
+        payment_ref=event.payment_ref,
+        attempt_id=event.merchant_reference,
+    )
+    if attempt is None:
+        if event.kind is NeutralKind.PAYMENT_SUCCEEDED:
+            await alert_ops(
+                session,
+                tenant_id=tenant_id,
+                livemode=event.livemode,
+                code="unmatched_payment",
+                message=f"A {provider} payment ({event.payment_ref}) succeeded that matches no order.",
+                subject_key=event.provider_event_id,
+                details={"payment_ref": event.payment_ref, "reference": event.merchant_reference},
+            )
+        return ApplyOutcome(EventResult.UNMATCHED, "no payment attempt matches")
+    if event.kind is NeutralKind.PAYMENT_SUCCEEDED:
+        return await _payment_succeeded(session, attempt, event, actor=actor, now=now, settings=settings)
+    if event.kind is NeutralKind.PAYMENT_FAILED:
+        return await _payment_failed(session, attempt, event, actor=actor)
+    if event.kind is NeutralKind.PAYMENT_PENDING:
+        return _payment_pending(attempt)
+    await alert_ops(
+        session,
+        tenant_id=tenant_id,
+        livemode=event.livemode,
+        code="dispute_opened",
+        message=f"A dispute was opened on {provider} payment {event.payment_ref}.",
+        subject_key=event.provider_event_id,
+        details={"attempt": attempt.id, "order": attempt.order_id},
+    )
+    return ApplyOutcome(EventResult.APPLIED, "dispute recorded and alerted")

@@ -1,0 +1,1 @@
+"""Payment providers behind one protocol (`base.PaymentProvider`), held in an explicit registry."""

@@ -1,0 +1,52 @@
+"""The providers paycore knows, by name. An explicit dict: no import strings, no plug-in magic."""
+
+from __future__ import annotations
+
+from paycore.config import Settings
+from paycore.db import Database
+from paycore.errors import InvalidRequest, NotFound
+from paycore.payments.providers.base import PaymentProvider
+from paycore.payments.providers.sandbox import SandboxProvider
+
+DEFAULT_PROVIDER = "sandbox"
+
+
+class ProviderRegistry:
+    def __init__(self, providers: dict[str, PaymentProvider]) -> None:
+        self._providers = providers
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._providers)
+
+    def for_checkout(self, name: str, *, livemode: bool) -> PaymentProvider:
+        provider = self._providers.get(name)
+        if provider is None:
+            raise InvalidRequest(
+                f"Unknown provider '{name}'; choose one of {', '.join(self.names)}.",
+                code="unknown_provider",
+                param="provider",
+            )
+        if livemode and not provider.supports_livemode:
+            raise InvalidRequest(
+                f"The {name} provider takes test-mode payments only.",
+                code="provider_test_mode_only",
+                param="provider",
+            )
+        return provider
+
+    def for_webhook(self, name: str) -> PaymentProvider:
+        provider = self._providers.get(name)
+        if provider is None:
+            raise NotFound(f"No provider '{name}'.", code="unknown_provider")
+        return provider
+
+    def get(self, name: str) -> PaymentProvider:
+        provider = self._providers.get(name)
+        if provider is None:
+            raise LookupError(f"provider {name!r} is not configured")
+        return provider
+
+
+def build_registry(settings: Settings, database: Database) -> ProviderRegistry:
+    return ProviderRegistry({"sandbox": SandboxProvider(settings, database)})

@@ -1,0 +1,108 @@
+"""Periodic job: ask providers about payments that stayed open, so a lost webhook never loses money.
+
+What the provider's status API says is applied through the same door as a webhook: a synthetic
+event, stored in the inbox under a stable id (so reconciling twice applies once), then applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from paycore.clock import utcnow
+from paycore.config import Settings
+from paycore.db import Database
+from paycore.logging import get_logger
+from paycore.ops.metrics import PAYMENTS_RECONCILED, PROVIDER_CALL_FAILURES
+from paycore.orders.states import AttemptStatus
+from paycore.payments.inbox import apply_stored_event, store_event, synthetic_payload
+from paycore.payments.models import PaymentAttempt
+from paycore.payments.providers.base import (
+    NeutralEvent,
+    NeutralKind,
+    ProviderAccount,
+    ProviderPaymentState,
+    ProviderUnavailable,
+)
+from paycore.payments.providers.registry import ProviderRegistry
+from paycore.tenancy.models import Tenant
+
+log = get_logger(__name__)
+
+# After this long a payment nobody completed is no longer asked about.
+GIVE_UP_AFTER = timedelta(days=7)
+_KIND = {
+    ProviderPaymentState.SUCCEEDED: NeutralKind.PAYMENT_SUCCEEDED,
+    ProviderPaymentState.FAILED: NeutralKind.PAYMENT_FAILED,
+    ProviderPaymentState.CANCELED: NeutralKind.PAYMENT_FAILED,
+}
+
+
+async def reconcile_open_payments(
+    database: Database,
+    registry: ProviderRegistry,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    limit: int = 100,
+) -> int:
+    """Check attempts still open after `reconcile_after_minutes`; returns how many were settled."""
+    now = now or utcnow()
+    async with database.session(write=False) as session:
+        rows = list(
+            await session.execute(
+                select(PaymentAttempt, Tenant)
+                .join(Tenant, Tenant.id == PaymentAttempt.tenant_id)
+                .where(
+                    PaymentAttempt.status.in_(
+                        [AttemptStatus.CREATED, AttemptStatus.REQUIRES_ACTION, AttemptStatus.CANCELED]
+                    ),
+                    PaymentAttempt.provider_ref.is_not(None),
+                    PaymentAttempt.created_at <= now - timedelta(minutes=settings.reconcile_after_minutes),
+                    PaymentAttempt.created_at >= now - GIVE_UP_AFTER,
+                )
+                .order_by(PaymentAttempt.created_at)
+                .limit(limit)
+            )
+        )
+    settled = 0
+    for attempt, tenant in rows:
+        provider = registry.get(attempt.provider)
+        account = ProviderAccount(tenant_id=tenant.id, tenant_slug=tenant.slug, livemode=attempt.livemode)
+        assert attempt.provider_ref is not None
+        try:
+            status = await asyncio.wait_for(
+                provider.fetch_status(account, attempt.provider_ref), settings.provider_timeout_seconds
+            )
+        except (ProviderUnavailable, TimeoutError) as exc:
+            PROVIDER_CALL_FAILURES.labels(provider=provider.name, operation="fetch_status").inc()
+            log.warning("reconcile_status_unavailable", attempt=attempt.id, error=repr(exc))
+            continue
+        kind = _KIND.get(status.state)
+        if kind is None:
+            continue  # still pending at the provider
+        if attempt.status is AttemptStatus.CANCELED and kind is not NeutralKind.PAYMENT_SUCCEEDED:
+            continue  # we canceled it and the provider agrees nothing was paid
+        event = NeutralEvent(
+            provider_event_id=f"reconcile:{attempt.id}:{status.state.value}",
+            type=f"reconcile.payment_{status.state.value}",
+            kind=kind,
+            livemode=attempt.livemode,
+            payment_ref=attempt.provider_ref,
+            merchant_reference=attempt.id,
+            amount=status.amount,
+        )
+        event_id = await store_event(
+            database,
+            tenant_id=tenant.id,
+            provider=provider.name,
+            event=event,
+            payload=synthetic_payload(event),
+        )
+        if event_id is not None:
+            await apply_stored_event(database, registry, settings, event_id)
+            PAYMENTS_RECONCILED.labels(provider=provider.name, state=status.state.value).inc()
+            settled += 1
+    return settled

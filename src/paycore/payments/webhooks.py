@@ -1,0 +1,90 @@
+"""`POST /webhooks/{provider}/{tenant_slug}`: verify → inbox → apply.
+
+Fail closed: an unknown provider or tenant, a missing or wrong signature, a body that is not the
+provider's event — each is refused with a 4xx, counted, and changes nothing. A verified event is
+committed to the inbox before anything else happens; only a failure to store it answers 503 (so
+the provider sends it again). A failure to apply it still answers 200: the inbox retries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from paycore.clock import utcnow
+from paycore.config import Settings
+from paycore.db import Database
+from paycore.errors import InvalidRequest, NotFound, ServiceUnavailable
+from paycore.logging import get_logger
+from paycore.ops.metrics import WEBHOOK_EVENTS, WEBHOOK_REJECTIONS
+from paycore.payments.inbox import apply_stored_event, store_event
+from paycore.payments.providers.base import ProviderAccount, WebhookRejected
+from paycore.payments.providers.registry import ProviderRegistry
+from paycore.tenancy.models import Tenant
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookReceipt:
+    body: dict[str, Any]
+
+
+async def receive_webhook(
+    database: Database,
+    registry: ProviderRegistry,
+    settings: Settings,
+    *,
+    provider_name: str,
+    tenant_slug: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> WebhookReceipt:
+    try:
+        provider = registry.for_webhook(provider_name)
+    except NotFound:
+        WEBHOOK_REJECTIONS.labels(provider="unknown", reason="unknown_provider").inc()
+        raise
+    async with database.session(write=False) as session:
+        tenant = await session.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
+    if tenant is None:
+        WEBHOOK_REJECTIONS.labels(provider=provider.name, reason="unknown_tenant").inc()
+        raise NotFound(f"No tenant '{tenant_slug}'.", code="tenant_not_found")
+
+    # The mode is only known once the event is read; verification does not depend on it.
+    account = ProviderAccount(tenant_id=tenant.id, tenant_slug=tenant.slug, livemode=False)
+    try:
+        payload = await provider.verify_webhook(account, headers, body, utcnow())
+        event = provider.to_neutral(payload)
+    except WebhookRejected as exc:
+        WEBHOOK_REJECTIONS.labels(provider=provider.name, reason=exc.reason).inc()
+        log.warning("webhook_rejected", provider=provider.name, tenant=tenant.slug, reason=exc.reason)
+        raise InvalidRequest(f"Webhook refused: {exc}.", code="webhook_signature_invalid") from None
+
+    try:
+        event_id = await store_event(
+            database, tenant_id=tenant.id, provider=provider.name, event=event, payload=payload
+        )
+    except SQLAlchemyError:
+        log.exception(
+            "webhook_store_failed", provider=provider.name, provider_event_id=event.provider_event_id
+        )
+        raise ServiceUnavailable(
+            "The event could not be stored; send it again.", code="webhook_store_failed"
+        ) from None
+    if event_id is None:
+        WEBHOOK_EVENTS.labels(provider=provider.name, outcome="duplicate").inc()
+        return WebhookReceipt({"received": True, "duplicate": True})
+    result = await apply_stored_event(database, registry, settings, event_id)
+    return WebhookReceipt(
+        {
+            "received": True,
+            "duplicate": False,
+            "event": event_id,
+            "result": result.value if result else "queued",
+        }
+    )

@@ -1,0 +1,76 @@
+"""The sandbox's hosted pages: what a customer sees at the provider. Test mode only, no API key:
+like a real provider's checkout link, the attempt id in the URL is the capability."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from paycore.db import Database
+from paycore.dependencies import DatabaseDep
+from paycore.errors import ValidationFailed
+from paycore.money import Money
+from paycore.sandbox import service
+from paycore.sandbox.models import SandboxPayment
+from paycore.sandbox.schemas import ConfirmIn, SandboxPaymentOut
+
+router = APIRouter(prefix="/sandbox", tags=["sandbox"])
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+def _out(payment: SandboxPayment) -> SandboxPaymentOut:
+    return SandboxPaymentOut(
+        id=payment.id,
+        merchant_reference=payment.merchant_reference,
+        amount=payment.amount,
+        currency=payment.currency,
+        status=payment.status,
+    )
+
+
+def _page(payment: SandboxPayment) -> HTMLResponse:
+    html = _templates.get_template("pay.html").render(
+        amount=Money(payment.amount, payment.currency).format(),
+        attempt_id=payment.merchant_reference,
+        status=payment.status,
+    )
+    return HTMLResponse(html)
+
+
+@router.get("/pay/{attempt_id}", response_class=HTMLResponse, summary="The sandbox's payment page")
+async def pay_page(attempt_id: str, database: DatabaseDep) -> HTMLResponse:
+    async with database.session(write=False) as session:
+        payment = await service.find_payment(session, merchant_reference=attempt_id)
+    return _page(payment)
+
+
+async def _decide(database: Database, attempt_id: str, body: ConfirmIn) -> SandboxPayment:
+    async with database.session(write=True) as session:
+        return await service.confirm_payment(
+            session,
+            merchant_reference=attempt_id,
+            succeed=body.outcome == "succeed",
+            chaos=service.Chaos(**body.chaos.model_dump()),
+        )
+
+
+@router.post("/pay/{attempt_id}", response_class=HTMLResponse, summary="The payment page's Pay/Decline form")
+async def pay_page_form(attempt_id: str, request: Request, database: DatabaseDep) -> HTMLResponse:
+    fields = parse_qs((await request.body()).decode("utf-8", "replace"))
+    outcome = (fields.get("outcome") or [""])[-1]
+    if outcome not in ("succeed", "decline"):
+        raise ValidationFailed("outcome must be succeed or decline.", param="outcome")
+    return _page(await _decide(database, attempt_id, ConfirmIn.model_validate({"outcome": outcome})))
+
+
+@router.post("/pay/{attempt_id}/confirm", summary="Pay or decline from code, optionally with chaos")
+async def confirm(attempt_id: str, body: ConfirmIn, database: DatabaseDep) -> SandboxPaymentOut:
+    return _out(await _decide(database, attempt_id, body))
