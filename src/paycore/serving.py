@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Coroutine, Generator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import uvicorn
@@ -76,6 +76,23 @@ def uvicorn_config(
         server_header=False,
         proxy_headers=False,
     )
+
+
+@asynccontextmanager
+async def quiet_server(app: FastAPI, settings: Settings, *, port: int) -> AsyncIterator[None]:
+    """Serve `app` on 127.0.0.1:`port` for the length of the block (the demo's own server)."""
+    server = _Server(uvicorn_config(app, settings, host="127.0.0.1", port=port))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            await task  # re-raises why it could not start
+            raise RuntimeError("the server stopped before it started")
+        await asyncio.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
 
 
 async def serve_api(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:

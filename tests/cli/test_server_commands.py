@@ -165,3 +165,21 @@ class TestServeWithManyProcesses:
         assert match is not None, metrics[:2000]
         assert int(match.group(1)) >= 21  # every request counted, whichever process answered it
         assert code == 0, output
+
+
+class TestDemo:
+    def test_demo_sells_one_item_end_to_end(self, tmp_path: Path) -> None:
+        env = {
+            "PAYCORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}",
+            "PAYCORE_ENV": "development",
+        }
+        result = run_paycore("demo", env=env, cwd=tmp_path, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        out = result.stdout
+        assert "is fulfilled, 25.00 EUR paid" in out
+        for action in ("order.created", "payment_attempt.succeeded", "order.paid", "order.fulfilled"):
+            assert action in out
+        assert "6 webhook deliveries accepted" in out
+        assert "on hand 9, reserved 0, available 9" in out
+        assert "1 paid order(s), 25.00 EUR spent" in out
+        assert "1 email, 3 merchant webhooks" in out

@@ -1,4 +1,5 @@
-"""`paycore demo setup`: the demo tenant and test-mode keys that `make run` starts with.
+"""`paycore demo`: a sale end to end on the sandbox; `paycore demo setup`: the demo tenant and the
+test-mode keys that `make run` starts with.
 
 Keys are stored hashed, so to show them again on every start the demo keeps their plaintext in a
 local file (mode 0600). Only test-mode keys, only outside production.
@@ -24,11 +25,13 @@ from paycore.cli.common import (
     settings_or_exit,
     write_session,
 )
+from paycore.cli.demo_walkthrough import run_walkthrough
+from paycore.config import Settings
 from paycore.errors import AuthenticationFailed
 from paycore.tenancy.models import Tenant
 from paycore.tenancy.service import create_tenant
 
-app = typer.Typer(help="The local demo tenant.", no_args_is_help=True)
+app = typer.Typer(help="The local demo: a sale end to end on the sandbox (`paycore demo`).")
 
 DEMO_SLUG = "demo"
 DEFAULT_KEYS_FILE = Path("var/demo-keys.json")
@@ -55,46 +58,56 @@ def _write_keys(path: Path, keys: dict[str, str]) -> None:
         json.dump(keys, handle, indent=2)
 
 
+async def ensure_demo_tenant(settings: Settings, keys_file: Path) -> tuple[dict[str, str], bool]:
+    """The demo tenant and working test keys; returns (keys, whether they were just created)."""
+    saved = _read_keys(keys_file)
+    async with write_session(settings) as session:
+        tenant = await session.scalar(select(Tenant).where(Tenant.slug == DEMO_SLUG))
+        if tenant is not None and saved is not None:
+            try:
+                for plaintext in saved.values():
+                    await authenticate_api_key(session, plaintext)
+                return saved, False
+            except AuthenticationFailed:
+                pass  # revoked, or from another database: issue fresh ones
+        if tenant is None:
+            tenant = await create_tenant(session, slug=DEMO_SLUG, name="Demo Shop", actor=cli_actor())
+        keys = {}
+        for kind in (KeyKind.SECRET, KeyKind.PUBLISHABLE):
+            created = await create_api_key(
+                session, tenant=tenant, mode=KeyMode.TEST, kind=kind, name="demo", actor=cli_actor()
+            )
+            keys[kind.value] = created.plaintext
+    _write_keys(keys_file, keys)
+    return keys, True
+
+
+KeysFileOption = Annotated[Path, typer.Option(help="Where the demo keys are kept between runs.")]
+
+
+@app.callback(invoke_without_command=True)
+def walkthrough(ctx: typer.Context, keys_file: KeysFileOption = DEFAULT_KEYS_FILE) -> None:
+    """Sell one item end to end on the sandbox, with its webhook sent 3 times and out of order,
+    and show that every effect happened once. (`paycore demo setup` only prepares the tenant.)"""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = settings_or_exit(quiet_logs=True)
+    if settings.is_production:
+        fail("the demo is for development only (PAYCORE_ENV=production)")
+    run_async(lambda: run_walkthrough(settings, keys_file, console=console, ensure_tenant=ensure_demo_tenant))
+
+
 @app.command("setup")
-def setup(
-    keys_file: Annotated[
-        Path, typer.Option(help="Where the demo keys are kept between runs.")
-    ] = DEFAULT_KEYS_FILE,
-) -> None:
+def setup(keys_file: KeysFileOption = DEFAULT_KEYS_FILE) -> None:
     """Create the demo tenant and its test keys on first run; print them on every run."""
     settings = settings_or_exit(quiet_logs=True)
     if settings.is_production:
         fail("the demo tenant is for development only (PAYCORE_ENV=production)")
-    saved = _read_keys(keys_file)
 
     async def work() -> tuple[dict[str, str], bool]:
-        async with write_session(settings) as session:
-            tenant = await session.scalar(select(Tenant).where(Tenant.slug == DEMO_SLUG))
-            if tenant is not None and saved is not None:
-                try:
-                    for plaintext in saved.values():
-                        await authenticate_api_key(session, plaintext)
-                    return saved, False
-                except AuthenticationFailed:
-                    pass  # revoked, or from another database: issue fresh ones
-            if tenant is None:
-                tenant = await create_tenant(session, slug=DEMO_SLUG, name="Demo Shop", actor=cli_actor())
-            keys = {}
-            for kind in (KeyKind.SECRET, KeyKind.PUBLISHABLE):
-                created = await create_api_key(
-                    session,
-                    tenant=tenant,
-                    mode=KeyMode.TEST,
-                    kind=kind,
-                    name="demo",
-                    actor=cli_actor(),
-                )
-                keys[kind.value] = created.plaintext
-            return keys, True
+        return await ensure_demo_tenant(settings, keys_file)
 
     keys, created = run_async(work)
-    if created:
-        _write_keys(keys_file, keys)
     console.print(f"Demo tenant [bold]{DEMO_SLUG}[/] {'created' if created else 'ready'} (test mode):")
     console.print(f"  secret key       {keys['secret']}", highlight=False, soft_wrap=True)
     console.print(f"  publishable key  {keys['publishable']}", highlight=False, soft_wrap=True)
