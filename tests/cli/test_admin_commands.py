@@ -155,3 +155,40 @@ class TestDemoSetup:
             "PAYCORE_CHECKOUT_TOKEN_SECRET": "k3J9qL0vX2mN8pR4tY6wZ1aB5cD7eF9gH0iJ",
         }
         assert "development only" in cli("demo", "setup", env=env, expect=1)
+
+
+class TestEventCommands:
+    def test_failed_events_are_listed_and_replayed_once(self, cli: Cli, fresh_database_url: str) -> None:
+        cli("db", "migrate")
+        tenant = cli.json("tenants", "create", "--slug", "events-shop", "--name", "Events")
+
+        async def add_failed_event() -> None:
+            from paycore.payments.models import EventResult, PaymentEvent
+
+            database = Database(create_engine(make_settings(database_url=fresh_database_url)))
+            try:
+                async with database.session() as session:
+                    session.add(
+                        PaymentEvent(
+                            id="evt_broken",
+                            tenant_id=str(tenant["id"]),
+                            livemode=False,
+                            provider="sandbox",
+                            provider_event_id="sbevt_broken",
+                            type="payment.succeeded",
+                            payload={"id": "sbevt_broken"},
+                            result=EventResult.FAILED,
+                            attempts=8,
+                            error="RuntimeError: a bug since fixed",
+                        )
+                    )
+            finally:
+                await database.dispose()
+
+        asyncio.run(add_failed_event())
+        assert "evt_broken" in cli("events", "list", "--result", "failed")
+        assert "will be applied again" in cli("events", "replay", "evt_broken")
+        assert "is not a failed event" in cli("events", "replay", "evt_broken", expect=1)
+        assert "evt_broken" in cli("events", "list", "--result", "pending")
+        assert "evt_broken" not in cli("events", "list", "--result", "failed")
+        assert "unknown result" in cli("events", "list", "--result", "bogus", expect=1)

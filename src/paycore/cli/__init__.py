@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from paycore.cli import database, demo, keys, server, tenants, users
+from paycore.cli import database, demo, events, keys, server, tenants, users
 
 app = typer.Typer(
     name="paycore",
@@ -21,6 +21,7 @@ app.add_typer(tenants.app, name="tenants")
 app.add_typer(keys.app, name="keys")
 app.add_typer(users.app, name="users")
 app.add_typer(demo.app, name="demo")
+app.add_typer(events.app, name="events")
 
 
 def main() -> None:
