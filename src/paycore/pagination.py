@@ -38,7 +38,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created, object_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(created), str(object_id)
+        after = datetime.fromisoformat(created)
+        if after.tzinfo is None:
+            raise ValueError("no UTC offset")  # we only hand out aware times; naive ones made a 500
+        return after, str(object_id)
     except (ValueError, TypeError, binascii.Error):
         raise ValidationFailed("cursor is not a cursor this API returned.", param="cursor") from None
 

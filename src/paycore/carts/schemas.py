@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from paycore.carts.models import CartStatus
 from paycore.schemas import StrictInput
 
-Quantity = Field(ge=1, le=1000)
+Quantity = Field(strict=True, ge=1, le=1000)
 
 
 class CartItemIn(StrictInput):

@@ -9,7 +9,9 @@ from paycore.catalog.models import ProductKind
 from paycore.money import MAX_AMOUNT, MoneyError, normalize_currency
 from paycore.schemas import StrictInput
 
-Amount = Field(ge=0, le=MAX_AMOUNT, description="Integer amount in the currency's minor units.")
+AMOUNT_DESCRIPTION = "Integer amount in the currency's minor units."
+# strict: an amount must be a JSON integer; 25.0, "25" and true are refused, never coerced into money.
+Amount = Field(strict=True, ge=0, le=MAX_AMOUNT, description=AMOUNT_DESCRIPTION)
 
 
 def _currency(value: str) -> str:
@@ -42,10 +44,20 @@ class ProductCreate(StrictInput):
 
 class ProductUpdate(StrictInput):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    price: int | None = Amount
+    # Not `= Amount`: that has no default, which made price required in every PATCH.
+    price: int | None = Field(default=None, strict=True, ge=0, le=MAX_AMOUNT, description=AMOUNT_DESCRIPTION)
     description: str | None = Field(default=None, max_length=2000)
     fulfillment: FulfillmentSpec | None = None
     active: bool | None = None
+
+    @field_validator("name", "price", "fulfillment", "active")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Left out means "unchanged"; null would write NULL into a required column (a 500).
+        # Only `description` may be cleared with null.
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep its value")
+        return value
 
     @model_validator(mode="after")
     def _not_empty(self) -> ProductUpdate:
@@ -55,7 +67,7 @@ class ProductUpdate(StrictInput):
 
 
 class InventoryIn(StrictInput):
-    on_hand: int = Field(ge=0, le=10**12)
+    on_hand: int = Field(strict=True, ge=0, le=10**12)
 
 
 class InventoryOut(BaseModel):
@@ -97,10 +109,12 @@ class StorefrontProductOut(BaseModel):
 
 class PromoCodeCreate(StrictInput):
     code: str = Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-    percent_off: int | None = Field(default=None, ge=1, le=100)
-    amount_off: int | None = Field(default=None, ge=1, le=MAX_AMOUNT)
+    percent_off: int | None = Field(default=None, strict=True, ge=1, le=100)
+    amount_off: int | None = Field(
+        default=None, strict=True, ge=1, le=MAX_AMOUNT, description=AMOUNT_DESCRIPTION
+    )
     currency: str | None = Field(default=None, min_length=3, max_length=3)
-    usage_limit: int | None = Field(default=None, ge=1)
+    usage_limit: int | None = Field(default=None, strict=True, ge=1)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
 

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from pydantic import AwareDatetime
 
 from paycore.auth.dependencies import SecretKeyDep
 from paycore.checkout.endpoints import payment_out
@@ -63,8 +63,9 @@ async def list_orders(
     session: ReadSessionDep,
     status_filter: Annotated[OrderStatus | None, Query(alias="status")] = None,
     customer_email: Annotated[str | None, Query(max_length=320)] = None,
-    created_gte: Annotated[datetime | None, Query(description="Created at or after (RFC 3339).")] = None,
-    created_lt: Annotated[datetime | None, Query(description="Created before (RFC 3339).")] = None,
+    # Aware: a time without an offset names no instant (and made the UTC column raise: a 500).
+    created_gte: Annotated[AwareDatetime | None, Query(description="Created at or after (RFC 3339).")] = None,
+    created_lt: Annotated[AwareDatetime | None, Query(description="Created before (RFC 3339).")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> ListOut[OrderOut]:

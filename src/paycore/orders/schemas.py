@@ -11,7 +11,9 @@ from paycore.schemas import StrictInput
 
 
 class RefundIn(StrictInput):
-    amount: int | None = Field(default=None, ge=1, description="Minor units; all that is left when omitted.")
+    amount: int | None = Field(
+        default=None, strict=True, ge=1, description="Minor units; all that is left when omitted."
+    )
     reason: str | None = Field(default=None, max_length=200)
 
 
