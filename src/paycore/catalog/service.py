@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +18,7 @@ from paycore.auth.context import TenantContext
 from paycore.catalog.models import Inventory, Product, ProductKind, PromoCode
 from paycore.catalog.schemas import PromoCodeCreate
 from paycore.clock import utcnow
+from paycore.db import upsert_insert
 from paycore.errors import Conflict, NotFound
 from paycore.pagination import Page, paginate
 
@@ -163,26 +164,30 @@ async def set_inventory(
 ) -> Inventory:
     """Set the units on hand. Never below what unpaid orders hold reserved."""
     product = await get_product(session, context, product_id)
-    inventory = await session.get(Inventory, product.id, with_for_update=True)
-    before = None if inventory is None else {"on_hand": inventory.on_hand, "reserved": inventory.reserved}
-    if inventory is None:
-        inventory = Inventory(product_id=product.id, tenant_id=context.tenant_id, on_hand=on_hand, reserved=0)
-        session.add(inventory)
-    else:
-        # Conditional, so a checkout reserving concurrently can never leave reserved > on_hand.
-        result = await session.execute(
-            update(Inventory)
-            .where(Inventory.product_id == product.id, Inventory.reserved <= on_hand)
-            .values(on_hand=on_hand, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
+    current = await session.get(Inventory, product.id, with_for_update=True)
+    before = None if current is None else {"on_hand": current.on_hand, "reserved": current.reserved}
+    # One statement creates or updates the row, and refuses to go below what unpaid orders hold,
+    # so neither a concurrent first PUT nor a checkout reserving meanwhile can break the rule.
+    now = utcnow()
+    insert = upsert_insert(session, Inventory.__table__).values(
+        product_id=product.id, tenant_id=context.tenant_id, on_hand=on_hand, reserved=0, updated_at=now
+    )
+    written = await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[Inventory.product_id],
+            set_={"on_hand": on_hand, "updated_at": now},
+            where=Inventory.reserved <= on_hand,
+        ).returning(Inventory.product_id)
+    )
+    if written.scalar_one_or_none() is None:
+        reserved = current.reserved if current is not None else "Some"
+        raise Conflict(
+            f"{reserved} units are reserved by unpaid orders; on_hand cannot go below that.",
+            code="inventory_below_reserved",
+            param="on_hand",
         )
-        if not getattr(result, "rowcount", 0):
-            raise Conflict(
-                f"{inventory.reserved} units are reserved by unpaid orders; on_hand cannot go below that.",
-                code="inventory_below_reserved",
-                param="on_hand",
-            )
-        await session.refresh(inventory)
+    inventory = await session.get(Inventory, product.id, populate_existing=True)
+    assert inventory is not None
     await session.flush()
     record_audit(
         session,
