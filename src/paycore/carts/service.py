@@ -36,7 +36,7 @@ class CartView:
         return sum(line.amount for line in self.lines)
 
 
-async def _cart(session: AsyncSession, context: TenantContext, cart_id: str) -> Cart:
+async def get_cart(session: AsyncSession, context: TenantContext, cart_id: str) -> Cart:
     cart = await session.scalar(
         select(Cart).where(
             Cart.id == cart_id,
@@ -52,7 +52,7 @@ async def _cart(session: AsyncSession, context: TenantContext, cart_id: str) -> 
 
 async def _lock_open_cart(session: AsyncSession, context: TenantContext, cart_id: str) -> Cart:
     """The cart, locked against a concurrent checkout; 409 once it has been checked out."""
-    cart = await _cart(session, context, cart_id)
+    cart = await get_cart(session, context, cart_id)
     result = await session.execute(
         update(Cart)
         .where(Cart.id == cart.id, Cart.status == CartStatus.OPEN)
@@ -80,7 +80,7 @@ async def _sellable_product(session: AsyncSession, context: TenantContext, produ
 
 
 async def view_cart(session: AsyncSession, context: TenantContext, cart_id: str) -> CartView:
-    cart = await _cart(session, context, cart_id)
+    cart = await get_cart(session, context, cart_id)
     rows = await session.execute(
         select(CartItem, Product)
         .join(Product, Product.id == CartItem.product_id)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from paycore.audit.service import record_audit
 from paycore.auth.context import TenantContext
 from paycore.carts.models import Cart, CartItem, CartStatus
+from paycore.carts.service import get_cart
 from paycore.catalog.models import Product, PromoCode
 from paycore.catalog.service import promo_is_open
 from paycore.checkout.durability import require_durable_database
@@ -29,11 +30,13 @@ from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.customers.service import find_or_create_customer
 from paycore.db import Database
-from paycore.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
+from paycore.errors import Conflict, InvalidRequest, ServiceUnavailable
 from paycore.logging import get_logger
 from paycore.money import Money, MoneyError, discount_for, sum_money
 from paycore.ops.metrics import CHECKOUTS, PROVIDER_CALL_FAILURES
+from paycore.orders.effects import order_items
 from paycore.orders.models import Order, OrderItem
+from paycore.orders.service import get_order
 from paycore.orders.states import AttemptStatus
 from paycore.orders.stock import reserve_promo_use, reserve_stock
 from paycore.orders.transitions import order_snapshot
@@ -68,16 +71,7 @@ class CheckoutResult:
 
 async def _convert_cart(session: AsyncSession, context: TenantContext, cart_id: str) -> Cart:
     """Take the cart out of play first: a concurrent checkout of the same cart gets 409."""
-    cart = await session.scalar(
-        select(Cart).where(
-            Cart.id == cart_id,
-            Cart.tenant_id == context.tenant_id,
-            Cart.livemode == context.livemode,
-            Cart.deleted_at.is_(None),
-        )
-    )
-    if cart is None:
-        raise NotFound(f"No such cart: '{cart_id}'.", param="cart_id")
+    cart = await get_cart(session, context, cart_id)
     converted = await session.execute(
         update(Cart)
         .where(Cart.id == cart.id, Cart.status == CartStatus.OPEN)
@@ -309,17 +303,5 @@ async def checkout(
 async def storefront_order(
     session: AsyncSession, context: TenantContext, order_id: str
 ) -> tuple[Order, list[OrderItem]]:
-    order = await session.scalar(
-        select(Order).where(
-            Order.id == order_id,
-            Order.tenant_id == context.tenant_id,
-            Order.livemode == context.livemode,
-            Order.deleted_at.is_(None),
-        )
-    )
-    if order is None:
-        raise NotFound(f"No such order: '{order_id}'.", param="id")
-    items = list(
-        await session.scalars(select(OrderItem).where(OrderItem.order_id == order.id).order_by(OrderItem.id))
-    )
-    return order, items
+    order = await get_order(session, context, order_id)
+    return order, await order_items(session, order)
