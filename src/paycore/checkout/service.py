@@ -263,9 +263,9 @@ async def checkout(
     context: TenantContext,
     body: CheckoutIn,
 ) -> CheckoutResult:
-    provider = registry.for_checkout(body.provider, livemode=context.livemode)
     if context.livemode:
         await require_durable_database(database)
+    provider = registry.for_checkout(body.provider, livemode=context.livemode)
     now = utcnow()
     async with database.session(write=True) as session:
         order, items, attempt = await create_order(
