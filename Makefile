@@ -33,7 +33,7 @@ format: install
 	$(BIN)/ruff format src tests bench scripts
 
 bench: install
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 # Re-resolve every dependency (needs uv, installed into the venv on demand) and pin with hashes.
 lock: install
