@@ -208,3 +208,28 @@ class TestOpenApi:
         spec = (await http.get("/openapi.json")).json()
         assert "/v1/tenant" in spec["paths"]
         assert (await http.get("/docs")).status_code == 200
+
+
+class TestDatabaseOutage:
+    async def test_an_unreachable_database_is_503_not_500(self) -> None:
+        from paycore.auth.keys import generate_api_key
+        from paycore.auth.models import KeyKind, KeyMode
+        from paycore.db import create_engine
+        from tests.conftest import make_settings
+
+        settings = make_settings(
+            database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none", database_connect_timeout_seconds=1
+        )
+        database = Database(create_engine(settings))
+        app = create_app(settings, database=database)
+        try:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://t"
+            ) as client:
+                well_formed = generate_api_key(KeyKind.SECRET, KeyMode.TEST).plaintext
+                response = await client.get("/v1/tenant", headers={"Authorization": f"Bearer {well_formed}"})
+        finally:
+            await database.dispose()
+        error = assert_envelope(response, status=503, error_type="api_error", code="database_unavailable")
+        assert "127.0.0.1" not in str(error["message"])
+        assert response.headers["retry-after"] == "1"

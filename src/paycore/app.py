@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
@@ -43,6 +44,9 @@ _CORS_EXPOSED = [REQUEST_ID_HEADER, "Idempotent-Replayed", "Retry-After"]
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the app. A given `database` is used as is and left open at shutdown (tests)."""
     settings = settings or load_settings()
+    if not structlog.is_configured():
+        # Never log through structlog's defaults: they print events as given, secrets included.
+        configure_logging(level=settings.log_level, json=settings.effective_log_format == "json")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

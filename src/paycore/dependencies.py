@@ -13,17 +13,18 @@ from paycore.db import Database
 from paycore.payments.providers.registry import ProviderRegistry
 
 
-def get_settings(request: Request) -> Settings:
+# Async on purpose: a plain `def` dependency is run in a worker thread, a hand-off per request.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_registry(request: Request) -> ProviderRegistry:
+async def get_registry(request: Request) -> ProviderRegistry:
     registry: ProviderRegistry = request.app.state.providers
     return registry
 

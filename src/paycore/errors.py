@@ -27,6 +27,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paycore.logging import current_request_id, get_logger
@@ -225,7 +226,29 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # Connection lost, pool exhausted, lock wait timed out, deadlock: the request may well succeed
+    # if sent again, so 503 (not a 500 that says "our bug").
+    log.warning("database_unavailable", error=f"{type(exc).__name__}: {exc}")
+    return error_response(
+        503,
+        error_type=ErrorType.API,
+        code="database_unavailable",
+        message="The database is not answering; try again shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PaycoreError, _paycore_error)
+    # ConnectionError and TimeoutError: asyncpg raises them unwrapped when it cannot connect.
+    for retryable in (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.TimeoutError,
+        ConnectionError,
+        TimeoutError,
+    ):
+        app.add_exception_handler(retryable, _database_unavailable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -124,12 +124,53 @@ async def add_item(
 async def create_cart(
     session: AsyncSession, context: TenantContext, items: list[tuple[str, int]]
 ) -> CartView:
-    cart = Cart(tenant_id=context.tenant_id, livemode=context.livemode)
+    """A new cart, with its first lines: one read of the products, one write of the lines."""
+    quantities: dict[str, int] = {}
+    for product_id, quantity in items:
+        quantities[product_id] = quantities.get(product_id, 0) + quantity
+    products = {
+        product.id: product
+        for product in await session.scalars(
+            select(Product).where(
+                Product.id.in_(quantities),
+                Product.tenant_id == context.tenant_id,
+                Product.livemode == context.livemode,
+                Product.active.is_(True),
+                Product.deleted_at.is_(None),
+            )
+        )
+    }
+    for product_id, quantity in quantities.items():
+        if product_id not in products:
+            raise NotFound(f"No such product on sale: '{product_id}'.", param="product_id")
+        if quantity > MAX_LINE_QUANTITY:
+            raise InvalidRequest(
+                f"A cart line holds at most {MAX_LINE_QUANTITY} units.",
+                code="quantity_too_large",
+                param="quantity",
+            )
+    currencies = {product.currency for product in products.values()}
+    if len(currencies) > 1:
+        raise InvalidRequest(
+            "A cart holds products of one currency; these are sold in " + ", ".join(sorted(currencies)) + ".",
+            code="currency_mismatch",
+            param="product_id",
+        )
+    cart = Cart(tenant_id=context.tenant_id, livemode=context.livemode, currency=next(iter(currencies), None))
     session.add(cart)
     await session.flush()
-    for product_id, quantity in items:
-        await add_item(session, context, cart.id, product_id=product_id, quantity=quantity)
-    return await view_cart(session, context, cart.id)
+    lines = [
+        CartLine(
+            item=CartItem(
+                tenant_id=context.tenant_id, cart_id=cart.id, product_id=product_id, quantity=quantity
+            ),
+            product=products[product_id],
+        )
+        for product_id, quantity in quantities.items()
+    ]
+    session.add_all([line.item for line in lines])
+    await session.flush()
+    return CartView(cart=cart, lines=lines)
 
 
 async def _item(session: AsyncSession, cart: Cart, item_id: str) -> CartItem:

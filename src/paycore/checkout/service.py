@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -246,13 +246,27 @@ async def create_order(
 async def _attach_payment_session(
     session: AsyncSession, attempt_id: str, payment: PaymentSession
 ) -> PaymentAttempt:
-    attempt = await session.get(PaymentAttempt, attempt_id, with_for_update=True)
+    """Store what the provider answered. One conditional UPDATE: a webhook that already moved the
+    attempt on (or stored the reference) is not undone."""
+    statement = (
+        update(PaymentAttempt)
+        .where(PaymentAttempt.id == attempt_id)
+        .values(
+            provider_ref=func.coalesce(PaymentAttempt.provider_ref, payment.provider_ref),
+            redirect_url=payment.redirect_url,
+            client_data=payment.client_data,
+            status=case(
+                (PaymentAttempt.status == AttemptStatus.CREATED, AttemptStatus.REQUIRES_ACTION),
+                else_=PaymentAttempt.status,
+            ),
+            updated_at=utcnow(),
+        )
+        .returning(PaymentAttempt)
+    )
+    attempt: PaymentAttempt | None = await session.scalar(
+        select(PaymentAttempt).from_statement(statement).execution_options(populate_existing=True)
+    )
     assert attempt is not None
-    attempt.provider_ref = attempt.provider_ref or payment.provider_ref
-    attempt.redirect_url = payment.redirect_url
-    attempt.client_data = payment.client_data
-    if attempt.status is AttemptStatus.CREATED:
-        attempt.status = AttemptStatus.REQUIRES_ACTION
     return attempt
 
 

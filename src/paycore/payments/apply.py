@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.audit.service import Actor, record_audit
@@ -59,34 +59,27 @@ class ApplyOutcome:
 async def _find_attempt(
     session: AsyncSession, *, tenant_id: str, provider: str, payment_ref: str | None, attempt_id: str | None
 ) -> PaymentAttempt | None:
+    """The attempt an event is about, locked: by the provider's reference, or by our attempt id
+    when the provider echoes it (a webhook can outrun checkout's second transaction, which is
+    the one that stores the provider's reference)."""
+    matches = []
     if payment_ref:
-        attempt = await session.scalar(
-            select(PaymentAttempt)
-            .where(
-                PaymentAttempt.tenant_id == tenant_id,
-                PaymentAttempt.provider == provider,
-                PaymentAttempt.provider_ref == payment_ref,
-            )
-            .with_for_update()
-        )
-        if attempt is not None:
-            return attempt
+        matches.append(PaymentAttempt.provider_ref == payment_ref)
     if attempt_id:
-        # A webhook can outrun checkout's second transaction, which stores the provider reference.
-        attempt = await session.scalar(
-            select(PaymentAttempt)
-            .where(
-                PaymentAttempt.tenant_id == tenant_id,
-                PaymentAttempt.provider == provider,
-                PaymentAttempt.id == attempt_id,
-            )
-            .with_for_update()
-        )
-        if attempt is not None:
-            if attempt.provider_ref is None and payment_ref:
-                attempt.provider_ref = payment_ref
-            return attempt
-    return None
+        matches.append(PaymentAttempt.id == attempt_id)
+    if not matches:
+        return None
+    attempt = await session.scalar(
+        select(PaymentAttempt)
+        .where(PaymentAttempt.tenant_id == tenant_id, PaymentAttempt.provider == provider, or_(*matches))
+        # Should the two ever name different attempts, the provider's reference wins.
+        .order_by(case((PaymentAttempt.provider_ref == payment_ref, 0), else_=1))
+        .limit(1)
+        .with_for_update()
+    )
+    if attempt is not None and attempt.provider_ref is None and payment_ref:
+        attempt.provider_ref = payment_ref
+    return attempt
 
 
 def _audit_attempt(

@@ -117,29 +117,35 @@ async def apply_stored_event(
         try:
             async with database.session(write=True) as session:
                 now = utcnow()
-                claimed = await session.execute(
-                    update(PaymentEvent)
-                    .where(PaymentEvent.id == event_id, PaymentEvent.processed_at.is_(None))
-                    .values(processed_at=now)
-                    .execution_options(synchronize_session=False)
-                )
-                if not getattr(claimed, "rowcount", 0):
+                # Claim and read in one statement: only the transaction that flips processed_at
+                # gets a row back, so two appliers can never both apply.
+                claimed = (
+                    await session.execute(
+                        update(PaymentEvent)
+                        .where(PaymentEvent.id == event_id, PaymentEvent.processed_at.is_(None))
+                        .values(processed_at=now)
+                        .returning(PaymentEvent.tenant_id, PaymentEvent.provider, PaymentEvent.payload)
+                        .execution_options(synchronize_session=False)
+                    )
+                ).one_or_none()
+                if claimed is None:
                     return None
-                row = await session.get(PaymentEvent, event_id)
-                assert row is not None
-                neutral = neutral_from_payload(registry, row.provider, row.payload)
+                tenant_id, provider, payload = claimed
                 outcome = await apply_neutral_event(
                     session,
-                    tenant_id=row.tenant_id,
-                    provider=row.provider,
-                    event=neutral,
+                    tenant_id=tenant_id,
+                    provider=provider,
+                    event=neutral_from_payload(registry, provider, payload),
                     settings=settings,
                     now=now,
                 )
-                row.result = outcome.result
-                row.error = None
-                row.next_attempt_at = None
-            WEBHOOK_EVENTS.labels(provider=row.provider, outcome=outcome.result.value).inc()
+                await session.execute(
+                    update(PaymentEvent)
+                    .where(PaymentEvent.id == event_id)
+                    .values(result=outcome.result, error=None, next_attempt_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+            WEBHOOK_EVENTS.labels(provider=provider, outcome=outcome.result.value).inc()
             log.info(
                 "payment_event_applied", event_id=event_id, result=outcome.result.value, note=outcome.note
             )
