@@ -7,7 +7,7 @@ Every rule is a field validator, so one `ValidationError` carries every problem 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -116,6 +116,30 @@ class Settings(BaseSettings):
     event_max_apply_attempts: int = Field(default=8, ge=1, le=50)
     job_period_seconds: int = Field(default=30, ge=1, le=3600)
     provider_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    worker_batch_size: int = Field(default=50, ge=1, le=1000)
+    worker_claim_seconds: int = Field(default=60, ge=5, le=3600)
+    worker_shutdown_seconds: float = Field(default=10.0, ge=0, le=300)
+    circuit_failure_threshold: int = Field(default=5, ge=1, le=100)
+    circuit_reset_seconds: float = Field(default=30.0, gt=0, le=3600)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_from: str = "paycore <noreply@localhost>"
+    smtp_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    email_templates_dir: str | None = None
+    whatsapp_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_api_url: str = "https://graph.facebook.com/v21.0"
+    whatsapp_template: str = "order_confirmation"
+    whatsapp_language: str = "en_US"
+    webhook_target_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_order_wait_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    provisioner_secret: SecretStr | None = None
+    pterodactyl_url: str | None = None
+    pterodactyl_api_key: SecretStr | None = None
+    fulfillment_max_attempts: int = Field(default=8, ge=1, le=50)
 
     @property
     def is_production(self) -> bool:
@@ -165,7 +189,7 @@ class Settings(BaseSettings):
             raise ValueError("looks like a placeholder; generate a random value instead")
         return value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "webhook_target_allowlist", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -8,6 +8,7 @@ from paycore.customers import models as customer_models
 from paycore.db import Base
 from paycore.fulfillment import models as fulfillment_models
 from paycore.idempotency import models as idempotency_models
+from paycore.merchant_webhooks import models as merchant_webhook_models
 from paycore.orders import models as order_models
 from paycore.outbox import models as outbox_models
 from paycore.payments import models as payment_models
@@ -25,6 +26,7 @@ __all__ = [
     "customer_models",
     "fulfillment_models",
     "idempotency_models",
+    "merchant_webhook_models",
     "metadata",
     "order_models",
     "outbox_models",

@@ -6,7 +6,7 @@ import pytest
 from paycore.app import create_app
 from paycore.config import Settings
 from paycore.db import Database, create_engine
-from paycore.migrations import head_revision, upgrade_to_head
+from paycore.migrations import all_revisions, head_revision, upgrade_to_head
 from tests.backends import BACKENDS
 from tests.conftest import make_settings
 
@@ -60,7 +60,8 @@ class TestReadyOnAFreshDatabase:
         assert pending.status_code == 503
         error = pending.json()["error"]
         assert error["type"] == "api_error" and error["code"] == "not_ready"
-        assert f"pending (0001, {head_revision()})" in error["message"]
+        history = all_revisions()
+        assert f"{len(history)} pending ({', '.join(history)})" in error["message"]
         assert pending.json()["checks"]["migrations"]["ok"] is False
         assert ready.status_code == 200
 

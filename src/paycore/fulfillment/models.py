@@ -20,7 +20,7 @@ class FulfillmentStatus(StrEnum):
     PENDING = "pending"
     RETRYING = "retrying"
     SUCCEEDED = "succeeded"
-    FAILED = "failed"
+    NEEDS_ATTENTION = "needs_attention"
     CANCELED = "canceled"
 
 
@@ -43,6 +43,9 @@ class Fulfillment(Base):
     kind: Mapped[FulfillmentKind]
     status: Mapped[FulfillmentStatus] = mapped_column(default=FulfillmentStatus.PENDING)
     external_ref: Mapped[str] = mapped_column(String(100))
+    # What the provisioner calls the thing it made (a server id), once it has made it.
+    result_ref: Mapped[str | None] = mapped_column(String(200))
+    locked_by: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
     locked_until: Mapped[datetime | None]

@@ -57,6 +57,11 @@ def _pending_after(current: str | None) -> list[str]:
     return [revision.revision for revision in reversed(list(revisions))]
 
 
+def all_revisions() -> list[str]:
+    """The whole history, oldest first."""
+    return _pending_after(None)
+
+
 def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 

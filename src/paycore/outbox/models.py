@@ -32,6 +32,7 @@ class OutboxMessage(Base):
         UniqueConstraint("tenant_id", "dedupe_key"),
         Index(None, "status", "next_attempt_at"),
         Index(None, "tenant_id", "created_at"),
+        Index(None, "ordering_key", "created_at"),
     )
 
     id: Mapped[str] = id_column("msg")
@@ -41,6 +42,8 @@ class OutboxMessage(Base):
     # What the message is about, e.g. "order.paid" or "email.order_paid".
     topic: Mapped[str] = mapped_column(String(64))
     dedupe_key: Mapped[str] = mapped_column(String(200))
+    # Messages with the same key (one order's merchant events) are delivered in creation order.
+    ordering_key: Mapped[str | None] = mapped_column(String(80))
     payload: Mapped[dict[str, Any]]
     status: Mapped[OutboxStatus] = mapped_column(default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)

@@ -1,0 +1,1 @@
+"""Outgoing webhooks to the merchant, per Standard Webhooks: endpoints, signing, delivery attempts."""
