@@ -129,6 +129,7 @@ class Settings(BaseSettings):
     smtp_from: str = "paycore <noreply@localhost>"
     smtp_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
     email_templates_dir: str | None = None
+    ops_alert_email: str | None = None
     whatsapp_token: SecretStr | None = None
     whatsapp_phone_number_id: str | None = None
     whatsapp_api_url: str = "https://graph.facebook.com/v21.0"

@@ -238,6 +238,7 @@ async def create_order(
         livemode=order.livemode,
         event_type="order.created",
         subject_key=order.id,
+        order_id=order.id,
         data=order_snapshot(order),
     )
     return order, items, attempt

@@ -13,6 +13,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -76,4 +77,45 @@ PAYMENTS_RECONCILED = Counter(
     "paycore_payments_reconciled_total",
     "Payment attempts whose outcome reconciliation learned from the provider's status API.",
     ["provider", "state"],
+)
+CIRCUIT_STATE = Gauge(
+    "paycore_circuit_state",
+    "Circuit breaker state by target: 0 closed, 1 half-open, 2 open.",
+    ["target"],
+    multiprocess_mode="livemax",
+)
+CIRCUIT_REJECTIONS = Counter(
+    "paycore_circuit_rejections_total",
+    "Calls refused at once because the target's circuit was open.",
+    ["target"],
+)
+OUTBOX_DEPTH = Gauge(
+    "paycore_outbox_messages",
+    "Outbox rows by channel and status (sampled by the worker).",
+    ["channel", "status"],
+    multiprocess_mode="livemax",
+)
+OUTBOX_OLDEST_DUE_SECONDS = Gauge(
+    "paycore_outbox_oldest_due_seconds",
+    "Age of the oldest outbox row that is due and not yet delivered (sampled by the worker).",
+    multiprocess_mode="livemax",
+)
+OUTBOX_DELIVERIES = Counter(
+    "paycore_outbox_deliveries_total",
+    "Outbox delivery attempts by channel and result: sent, retry, dead.",
+    ["channel", "result"],
+)
+FULFILLMENT_ATTEMPTS = Counter(
+    "paycore_fulfillment_attempts_total",
+    "Provisioning attempts by result: succeeded, retry, needs_attention.",
+    ["result"],
+)
+JOB_RUNS = Counter(
+    "paycore_job_runs_total", "Periodic job runs by job and result: ok, failed.", ["job", "result"]
+)
+JOB_DURATION = Histogram(
+    "paycore_job_duration_seconds",
+    "Time a periodic job run took.",
+    ["job"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0),
 )

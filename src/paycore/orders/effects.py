@@ -46,6 +46,7 @@ async def _emit_order_event(session: AsyncSession, order: Order, event_type: str
         event_type=event_type,
         subject_key=order.id,
         data=order_snapshot(order),
+        order_id=order.id,
     )
 
 
@@ -231,6 +232,7 @@ async def record_refund(
         livemode=order.livemode,
         event_type="refund.succeeded",
         subject_key=refund_id,
+        order_id=order.id,
         data={
             "id": refund_id,
             "object": "refund",

@@ -26,6 +26,7 @@ async def enqueue(
     topic: str,
     dedupe_key: str,
     payload: dict[str, Any],
+    ordering_key: str | None = None,
 ) -> bool:
     """Add a message unless one with `dedupe_key` exists; True when this call added it."""
     now = utcnow()
@@ -38,6 +39,7 @@ async def enqueue(
             channel=channel.value,
             topic=topic,
             dedupe_key=dedupe_key,
+            ordering_key=ordering_key,
             payload=payload,
             status=OutboxStatus.PENDING.value,
             attempts=0,
@@ -59,8 +61,10 @@ async def emit_merchant_event(
     event_type: str,
     subject_key: str,
     data: dict[str, Any],
+    order_id: str | None,
 ) -> bool:
-    """A merchant webhook event. Its `id` is fixed here, so every retry carries the same webhook-id."""
+    """A merchant webhook event. Its `id` is fixed here, so every retry carries the same webhook-id;
+    events about one order share an ordering key, so they reach the merchant in order."""
     return await enqueue(
         session,
         tenant_id=tenant_id,
@@ -68,6 +72,7 @@ async def emit_merchant_event(
         channel=OutboxChannel.MERCHANT_WEBHOOK,
         topic=event_type,
         dedupe_key=f"{event_type}:{subject_key}",
+        ordering_key=f"order:{order_id}" if order_id else None,
         payload={
             "id": new_id("whevt"),
             "type": event_type,

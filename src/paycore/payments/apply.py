@@ -216,6 +216,7 @@ async def _payment_failed(
         livemode=attempt.livemode,
         event_type="payment.failed",
         subject_key=attempt.id,
+        order_id=order.id,
         data={
             "id": attempt.id,
             "object": "payment_attempt",

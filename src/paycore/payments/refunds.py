@@ -115,6 +115,7 @@ async def settle_refund(
             livemode=order.livemode,
             event_type="refund.succeeded",
             subject_key=refund.id,
+            order_id=order.id,
             data={"id": refund.id, "object": "refund", "order": order.id, "amount": refund.amount},
         )
         return True

@@ -1,0 +1,42 @@
+"""The provisioner interface. Every call carries our fulfillment id as the external id, so a retry
+after a timeout finds what the first call made instead of making a second one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionRequest:
+    fulfillment_id: str
+    tenant_id: str
+    order_id: str
+    order_number: str
+    product_id: str
+    product_name: str
+    quantity: int
+    customer_email: str
+    customer_name: str | None
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionResult:
+    result_ref: str
+
+
+class ProvisionFailed(Exception):
+    """The provisioner did not complete; the worker retries with backoff."""
+
+
+class Provisioner(Protocol):
+    """`provision` must be idempotent on `request.fulfillment_id`."""
+
+    name: str
+
+    def target(self, request: ProvisionRequest) -> str:
+        """The name of the circuit breaker this call goes through (one per remote system)."""
+        ...
+
+    async def provision(self, request: ProvisionRequest) -> ProvisionResult: ...

@@ -1,0 +1,95 @@
+"""Game servers on a Pterodactyl panel, through its Application API.
+
+The server is created with `external_id` = our fulfillment id. Before creating, the adapter looks
+the server up by that external id (`GET /api/application/servers/external/{id}`): if a first
+attempt created it and then timed out, the retry finds it instead of creating a second server.
+
+The product's fulfillment config carries the creation fields of `POST /api/application/servers`
+under `server`: `user`, `egg`, `docker_image`, `startup`, `environment`, `limits`,
+`feature_limits`, and `allocation` or `deploy` (optional `name`, `description`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from paycore.config import Settings
+from paycore.fulfillment.provisioners.base import ProvisionFailed, ProvisionRequest, ProvisionResult
+
+_REQUIRED = ("user", "egg", "docker_image", "startup", "limits", "feature_limits")
+
+
+class PterodactylProvisioner:
+    name = "pterodactyl"
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+        self._settings = settings
+        self._http = http
+
+    def target(self, request: ProvisionRequest) -> str:  # noqa: ARG002 (one panel for every request)
+        return "provisioner:pterodactyl"
+
+    def _headers(self) -> dict[str, str]:
+        if self._settings.pterodactyl_api_key is None:
+            raise ProvisionFailed("PAYCORE_PTERODACTYL_API_KEY is not set")
+        return {
+            "Authorization": f"Bearer {self._settings.pterodactyl_api_key.get_secret_value()}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+
+    def _api(self, path: str) -> str:
+        if self._settings.pterodactyl_url is None:
+            raise ProvisionFailed("PAYCORE_PTERODACTYL_URL is not set")
+        return f"{self._settings.pterodactyl_url}/api/application{path}"
+
+    def creation_body(self, request: ProvisionRequest) -> dict[str, Any]:
+        server = request.config.get("server")
+        if not isinstance(server, dict):
+            raise ProvisionFailed("the product's fulfillment config has no `server` object")
+        missing = [field for field in _REQUIRED if field not in server]
+        if "allocation" not in server and "deploy" not in server:
+            missing.append("allocation or deploy")
+        if missing:
+            raise ProvisionFailed(f"the server config lacks {', '.join(missing)}")
+        return {
+            "name": f"{request.product_name} {request.order_number}",
+            "environment": {},
+            "start_on_completion": True,
+            **server,
+            "external_id": request.fulfillment_id,
+        }
+
+    async def _existing(self, external_id: str) -> str | None:
+        response = await self._http.get(
+            self._api(f"/servers/external/{external_id}"), headers=self._headers()
+        )
+        if response.status_code == 404:
+            return None
+        if not response.is_success:
+            raise ProvisionFailed(
+                f"looking the server up: HTTP {response.status_code}: {response.text[:300]}"
+            )
+        return _server_id(response)
+
+    async def provision(self, request: ProvisionRequest) -> ProvisionResult:
+        body = self.creation_body(request)
+        try:
+            existing = await self._existing(request.fulfillment_id)
+            if existing is not None:
+                return ProvisionResult(result_ref=existing)
+            response = await self._http.post(self._api("/servers"), json=body, headers=self._headers())
+        except httpx.HTTPError as exc:
+            raise ProvisionFailed(f"{type(exc).__name__}: {exc}") from exc
+        if not response.is_success:
+            raise ProvisionFailed(f"creating the server: HTTP {response.status_code}: {response.text[:300]}")
+        return ProvisionResult(result_ref=_server_id(response))
+
+
+def _server_id(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["attributes"]["id"])
+    except (ValueError, KeyError, TypeError):
+        raise ProvisionFailed(f"the panel answered without a server id: {response.text[:200]}") from None

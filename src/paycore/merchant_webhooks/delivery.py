@@ -1,0 +1,181 @@
+"""Delivering one merchant event to every endpoint that wants it, per Standard Webhooks.
+
+One outbox row is one event. Each delivery attempt to each endpoint is recorded; an endpoint that
+already accepted the event is not called again when the row is retried for another one. The
+`webhook-id` is the event's id, the same on every retry and every endpoint, so receivers drop
+repeats. Redirects are not followed, the timeout is 15 s, 410 disables the endpoint, `Retry-After`
+is honoured, and an endpoint failing for 5 days is disabled and the merchant alerted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import select
+
+from paycore.clock import utcnow
+from paycore.config import Settings
+from paycore.db import Database
+from paycore.logging import redact_text
+from paycore.merchant_webhooks.models import WebhookAttempt, WebhookEndpoint
+from paycore.merchant_webhooks.signing import signed_headers
+from paycore.merchant_webhooks.targets import TargetRefused, check_target
+from paycore.outbox.channels.base import DeliveryOutcome, retry_after_seconds
+from paycore.outbox.models import OutboxChannel, OutboxMessage
+from paycore.outbox.service import alert_ops
+
+TIMEOUT_SECONDS = 15.0
+DISABLE_AFTER = timedelta(days=5)
+EXCERPT_LENGTH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointResult:
+    endpoint_id: str
+    ok: bool
+    gone: bool
+    status_code: int | None
+    latency_ms: int
+    excerpt: str | None
+    error: str | None
+    retry_after: float | None
+
+
+def secrets_in_use(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    in_use = [endpoint.secret]
+    if (
+        endpoint.previous_secret
+        and endpoint.previous_secret_expires_at
+        and endpoint.previous_secret_expires_at > now
+    ):
+        in_use.append(endpoint.previous_secret)
+    return in_use
+
+
+def wants(endpoint: WebhookEndpoint, event_type: str) -> bool:
+    return "*" in endpoint.events or event_type in endpoint.events
+
+
+class MerchantWebhookChannel:
+    channel = OutboxChannel.MERCHANT_WEBHOOK
+
+    def __init__(self, settings: Settings, database: Database, http: httpx.AsyncClient) -> None:
+        self._settings = settings
+        self._database = database
+        self._http = http
+
+    async def _waiting_endpoints(self, message: OutboxMessage) -> list[WebhookEndpoint]:
+        async with self._database.session(write=False) as session:
+            endpoints = await session.scalars(
+                select(WebhookEndpoint).where(
+                    WebhookEndpoint.tenant_id == message.tenant_id,
+                    WebhookEndpoint.livemode == message.livemode,
+                    WebhookEndpoint.enabled.is_(True),
+                    WebhookEndpoint.deleted_at.is_(None),
+                )
+            )
+            done = set(
+                await session.scalars(
+                    select(WebhookAttempt.endpoint_id).where(
+                        WebhookAttempt.outbox_id == message.id, WebhookAttempt.succeeded.is_(True)
+                    )
+                )
+            )
+        return [
+            endpoint for endpoint in endpoints if wants(endpoint, message.topic) and endpoint.id not in done
+        ]
+
+    async def _send(self, endpoint: WebhookEndpoint, message: OutboxMessage, body: bytes) -> EndpointResult:
+        started = time.perf_counter()
+        try:
+            await check_target(endpoint.url, self._settings)
+            now = utcnow()
+            headers = {
+                "content-type": "application/json",
+                "user-agent": "paycore-webhooks/1",
+                **signed_headers(
+                    secrets_in_use(endpoint, now), str(message.payload["id"]), int(now.timestamp()), body
+                ),
+            }
+            response = await self._http.post(
+                endpoint.url, content=body, headers=headers, timeout=TIMEOUT_SECONDS, follow_redirects=False
+            )
+        except TargetRefused as exc:
+            return EndpointResult(endpoint.id, False, False, None, 0, None, str(exc), None)
+        except httpx.HTTPError as exc:
+            latency = int((time.perf_counter() - started) * 1000)
+            return EndpointResult(
+                endpoint.id, False, False, None, latency, None, f"{type(exc).__name__}: {exc}", None
+            )
+        latency = int((time.perf_counter() - started) * 1000)
+        excerpt = redact_text(response.text[:EXCERPT_LENGTH]) if response.content else None
+        return EndpointResult(
+            endpoint_id=endpoint.id,
+            ok=response.is_success,
+            gone=response.status_code == 410,
+            status_code=response.status_code,
+            latency_ms=latency,
+            excerpt=excerpt,
+            error=None if response.is_success else f"HTTP {response.status_code}",
+            retry_after=retry_after_seconds(response.headers.get("retry-after")),
+        )
+
+    async def _record(self, message: OutboxMessage, results: list[EndpointResult]) -> None:
+        now = utcnow()
+        async with self._database.session(write=True) as session:
+            for result in results:
+                session.add(
+                    WebhookAttempt(
+                        tenant_id=message.tenant_id,
+                        endpoint_id=result.endpoint_id,
+                        outbox_id=message.id,
+                        event_id=str(message.payload["id"]),
+                        event_type=message.topic,
+                        succeeded=result.ok,
+                        status_code=result.status_code,
+                        latency_ms=result.latency_ms,
+                        response_excerpt=result.excerpt,
+                        error=result.error,
+                        at=now,
+                    )
+                )
+                endpoint = await session.get(WebhookEndpoint, result.endpoint_id, with_for_update=True)
+                assert endpoint is not None
+                if result.ok:
+                    endpoint.failing_since = None
+                elif result.gone:
+                    endpoint.enabled = False
+                    endpoint.disabled_reason = "the endpoint answered 410 Gone"
+                else:
+                    endpoint.failing_since = endpoint.failing_since or now
+                    if endpoint.enabled and now - endpoint.failing_since >= DISABLE_AFTER:
+                        endpoint.enabled = False
+                        endpoint.disabled_reason = "failing for 5 days"
+                        await alert_ops(
+                            session,
+                            tenant_id=endpoint.tenant_id,
+                            livemode=endpoint.livemode,
+                            code="webhook_endpoint_disabled",
+                            message=f"Webhook endpoint {endpoint.url} failed for 5 days and was disabled.",
+                            subject_key=f"{endpoint.id}:{endpoint.failing_since.isoformat()}",
+                            details={"endpoint": endpoint.id, "url": endpoint.url},
+                        )
+
+    async def deliver(self, message: OutboxMessage) -> DeliveryOutcome:
+        endpoints = await self._waiting_endpoints(message)
+        if not endpoints:
+            return DeliveryOutcome.delivered("no endpoint waiting for this event")
+        body = json.dumps(message.payload, separators=(",", ":")).encode()
+        results = list(await asyncio.gather(*(self._send(endpoint, message, body) for endpoint in endpoints)))
+        await self._record(message, results)
+        failures = [result for result in results if not result.ok and not result.gone]
+        if not failures:
+            return DeliveryOutcome.delivered(f"{len(results)} endpoint(s)")
+        retry_after = max((result.retry_after or 0.0 for result in failures), default=0.0) or None
+        summary = "; ".join(f"{result.endpoint_id}: {result.error}" for result in failures)
+        return DeliveryOutcome.failed(summary, retry_after=retry_after)

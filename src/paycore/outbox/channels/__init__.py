@@ -1,0 +1,1 @@
+"""Delivery channels: each a small module behind `base.Channel`."""
