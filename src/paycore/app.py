@@ -25,7 +25,7 @@ from paycore.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
 from paycore.ops.endpoints import router as ops_router
 from paycore.orders.endpoints import router as orders_router
 from paycore.payments.endpoints import webhook_router
-from paycore.payments.providers.registry import build_registry
+from paycore.payments.providers.registry import breakers_for, build_registry
 from paycore.sandbox.endpoints import router as sandbox_router
 from paycore.tenancy.endpoints import router as tenancy_router
 
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         if owns_database:
             app.state.database = Database(create_engine(settings))
         if app.state.providers is None:
-            app.state.providers = build_registry(settings, app.state.database)
+            app.state.providers = build_registry(settings, app.state.database, app.state.breakers)
         if settings.redis_url is not None:
             app.state.redis = Redis.from_url(settings.redis_url.get_secret_value())
         log.info(
@@ -82,7 +82,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.database = database
-    app.state.providers = build_registry(settings, database) if database is not None else None
+    app.state.breakers = breakers_for(settings)
+    app.state.providers = (
+        build_registry(settings, database, app.state.breakers) if database is not None else None
+    )
     app.state.redis = None
     app.state.shutting_down = False
 

@@ -153,6 +153,10 @@ class Settings(BaseSettings):
         return LogFormat.JSON if self.is_production else LogFormat.CONSOLE
 
     @property
+    def whatsapp_enabled(self) -> bool:
+        return self.whatsapp_token is not None and self.whatsapp_phone_number_id is not None
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

@@ -16,12 +16,12 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from paycore.circuit import Breakers
 from paycore.config import Settings
 from paycore.db import Database, create_engine
 from paycore.logging import get_logger
-from paycore.payments.providers.registry import build_registry
-from paycore.worker.jobs import periodic_jobs
-from paycore.worker.loop import Worker
+from paycore.payments.providers.registry import breakers_for, build_registry
+from paycore.worker.assembly import assembled_worker
 
 log = get_logger(__name__)
 
@@ -106,29 +106,33 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     stop = stop or asyncio.Event()
     _on_signals(stop, None)
     database = Database(create_engine(settings))
+    breakers = breakers_for(settings)
     try:
-        jobs = periodic_jobs(settings, build_registry(settings, database))
-        worker = Worker(database, jobs=jobs, poll_interval=settings.worker_poll_interval_seconds)
-        await worker.run(stop)
+        async with assembled_worker(
+            settings, database, build_registry(settings, database, breakers), breakers
+        ) as worker:
+            await worker.run(stop)
     finally:
         await database.dispose()
 
 
 async def run_api_and_worker(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
-    """`paycore run`: one process, one event loop, one database pool for both."""
+    """`paycore run`: one process, one event loop, one database pool and one set of breakers."""
     stop = asyncio.Event()
     server = _Server(uvicorn_config(app, settings, host=host, port=port))
     _on_signals(stop, server)
     database = Database(create_engine(settings))
+    breakers: Breakers = app.state.breakers
+    registry = build_registry(settings, database, breakers)
     app.state.database = database
-    registry = build_registry(settings, database)
     app.state.providers = registry
-    jobs = periodic_jobs(settings, registry)
-    worker = Worker(database, jobs=jobs, poll_interval=settings.worker_poll_interval_seconds)
-    worker_task = asyncio.create_task(worker.run(stop))
     try:
-        await server.serve()
+        async with assembled_worker(settings, database, registry, breakers) as worker:
+            worker_task = asyncio.create_task(worker.run(stop))
+            try:
+                await server.serve()
+            finally:
+                stop.set()
+                await worker_task
     finally:
-        stop.set()
-        await worker_task
         await database.dispose()

@@ -94,8 +94,31 @@ async def _email_customer(
     )
 
 
+async def _whatsapp_customer(session: AsyncSession, order: Order) -> None:
+    customer = await session.get(Customer, order.customer_id)
+    assert customer is not None
+    if not customer.phone:
+        return
+    await enqueue(
+        session,
+        tenant_id=order.tenant_id,
+        livemode=order.livemode,
+        channel=OutboxChannel.WHATSAPP,
+        topic="whatsapp.order_paid",
+        dedupe_key=f"whatsapp.order_paid:{order.id}",
+        payload={"to": customer.phone, "order": order_snapshot(order)},
+    )
+
+
 async def mark_paid(
-    session: AsyncSession, order: Order, *, actor: Actor, now: datetime, amount_paid: int, late: bool
+    session: AsyncSession,
+    order: Order,
+    *,
+    actor: Actor,
+    now: datetime,
+    amount_paid: int,
+    late: bool,
+    notify_whatsapp: bool = False,
 ) -> bool:
     """Pay `order` and apply every effect of "paid". False when it was already paid (no-op).
 
@@ -122,6 +145,8 @@ async def mark_paid(
     await _count_customer_purchase(session, order)
     fulfillments = await fulfill_paid_order(session, order=order, items=items, now=now)
     await _email_customer(session, order, template="order_paid", dedupe_subject=order.id, extra={})
+    if notify_whatsapp:
+        await _whatsapp_customer(session, order)
     await _emit_order_event(session, order, "order.paid")
     if all(row.status is FulfillmentStatus.SUCCEEDED for row in fulfillments):
         await mark_fulfilled(session, order, actor=actor, now=now)

@@ -144,12 +144,28 @@ async def _payment_succeeded(
         return ApplyOutcome(EventResult.MISMATCH, "amount or currency differs from the order")
 
     if order.status is OrderStatus.PENDING_PAYMENT:
-        await mark_paid(session, order, actor=actor, now=now, amount_paid=received_amount, late=False)
+        await mark_paid(
+            session,
+            order,
+            actor=actor,
+            now=now,
+            amount_paid=received_amount,
+            late=False,
+            notify_whatsapp=settings.whatsapp_enabled,
+        )
         return ApplyOutcome(EventResult.APPLIED, "order paid")
 
     # Expired or canceled: the money is real, the reservation is gone.
     if await take_stock_for_late_payment(session, order):
-        await mark_paid(session, order, actor=actor, now=now, amount_paid=received_amount, late=True)
+        await mark_paid(
+            session,
+            order,
+            actor=actor,
+            now=now,
+            amount_paid=received_amount,
+            late=True,
+            notify_whatsapp=settings.whatsapp_enabled,
+        )
         return ApplyOutcome(
             EventResult.APPLIED, f"late payment on a {order.status.value} order, stock taken again"
         )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from paycore.circuit import Breakers
 from paycore.config import Settings
 from paycore.db import Database
 from paycore.errors import InvalidRequest, NotFound
 from paycore.payments.providers.base import PaymentProvider
+from paycore.payments.providers.guarded import GuardedProvider
 from paycore.payments.providers.sandbox import SandboxProvider
 
 DEFAULT_PROVIDER = "sandbox"
@@ -48,5 +50,20 @@ class ProviderRegistry:
         return provider
 
 
-def build_registry(settings: Settings, database: Database) -> ProviderRegistry:
-    return ProviderRegistry({"sandbox": SandboxProvider(settings, database)})
+def build_registry(
+    settings: Settings, database: Database, breakers: Breakers | None = None
+) -> ProviderRegistry:
+    breakers = breakers or breakers_for(settings)
+    providers: list[PaymentProvider] = [SandboxProvider(settings, database)]
+    return ProviderRegistry(
+        {
+            provider.name: GuardedProvider(provider, breakers.get(f"provider:{provider.name}"))
+            for provider in providers
+        }
+    )
+
+
+def breakers_for(settings: Settings) -> Breakers:
+    return Breakers(
+        failure_threshold=settings.circuit_failure_threshold, reset_seconds=settings.circuit_reset_seconds
+    )
