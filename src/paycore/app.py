@@ -21,6 +21,7 @@ from paycore.db import Database, create_engine
 from paycore.errors import install_error_handlers
 from paycore.idempotency.middleware import IdempotencyMiddleware
 from paycore.logging import configure_logging, get_logger
+from paycore.merchant_webhooks.endpoints import router as webhook_endpoints_router
 from paycore.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
 from paycore.ops.endpoints import router as ops_router
 from paycore.orders.endpoints import router as orders_router
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         orders_router,
         customers_router,
         webhook_router,
+        webhook_endpoints_router,
         sandbox_router,
     ):
         app.include_router(router)

@@ -85,3 +85,14 @@ SecretKeyDep = Annotated[TenantContext, Depends(require_secret_key)]
 # The storefront API takes either kind of key: publishable keys were made for it, and a merchant's
 # own server may call it with its secret key.
 StorefrontKeyDep = AnyKeyDep
+
+
+async def require_ops_scope(context: SecretKeyDep) -> TenantContext:
+    if Scope.OPS not in context.scopes:
+        raise PermissionDenied(
+            "This endpoint needs a secret key with the ops scope.", code="insufficient_scope"
+        )
+    return context
+
+
+OpsKeyDep = Annotated[TenantContext, Depends(require_ops_scope)]

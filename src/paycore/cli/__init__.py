@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from paycore.cli import database, demo, events, keys, server, tenants, users
+from paycore.cli import database, demo, events, keys, outbox, server, tenants, users
 
 app = typer.Typer(
     name="paycore",
@@ -22,6 +22,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(users.app, name="users")
 app.add_typer(demo.app, name="demo")
 app.add_typer(events.app, name="events")
+app.add_typer(outbox.app, name="outbox")
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import typer
 from sqlalchemy import select
 
 from paycore.auth.models import KeyKind, KeyMode
-from paycore.auth.service import authenticate_api_key, create_api_key
+from paycore.auth.service import MERCHANT_SCOPES, authenticate_api_key, create_api_key
 from paycore.cli.common import (
     cli_actor,
     console,
@@ -34,6 +34,7 @@ from paycore.tenancy.service import create_tenant
 app = typer.Typer(help="The local demo: a sale end to end on the sandbox (`paycore demo`).")
 
 DEMO_SLUG = "demo"
+MERCHANT_SCOPES_WITH_OPS = [scope.value for scope in MERCHANT_SCOPES]
 DEFAULT_KEYS_FILE = Path("var/demo-keys.json")
 
 
@@ -75,7 +76,14 @@ async def ensure_demo_tenant(settings: Settings, keys_file: Path) -> tuple[dict[
         keys = {}
         for kind in (KeyKind.SECRET, KeyKind.PUBLISHABLE):
             created = await create_api_key(
-                session, tenant=tenant, mode=KeyMode.TEST, kind=kind, name="demo", actor=cli_actor()
+                session,
+                tenant=tenant,
+                mode=KeyMode.TEST,
+                kind=kind,
+                name="demo",
+                # The demo's secret key may read the ops summary too: a newcomer should see it.
+                scopes=MERCHANT_SCOPES_WITH_OPS if kind is KeyKind.SECRET else (),
+                actor=cli_actor(),
             )
             keys[kind.value] = created.plaintext
     _write_keys(keys_file, keys)

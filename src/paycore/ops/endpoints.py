@@ -5,10 +5,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from paycore.dependencies import DatabaseDep, SettingsDep
+from paycore.auth.dependencies import OpsKeyDep
+from paycore.dependencies import DatabaseDep, ReadSessionDep, SettingsDep
 from paycore.errors import ErrorType, error_body
 from paycore.ops.metrics import render_latest
 from paycore.ops.readiness import run_readiness_checks
+from paycore.ops.summary import tenant_summary
 
 router = APIRouter(tags=["ops"])
 
@@ -40,6 +42,15 @@ async def ready(request: Request, database: DatabaseDep, settings: SettingsDep) 
         message="; ".join(f"{check.name}: {check.detail}" for check in failing),
     )
     return JSONResponse({**body, "checks": by_name}, status_code=503)
+
+
+@router.get(
+    "/ops/summary", summary="Operator summary for the caller's tenant (secret key with the ops scope)"
+)
+async def ops_summary(
+    request: Request, context: OpsKeyDep, session: ReadSessionDep, database: DatabaseDep
+) -> dict[str, Any]:
+    return await tenant_summary(session, context, database=database, breakers=request.app.state.breakers)
 
 
 @router.get("/metrics", include_in_schema=False)

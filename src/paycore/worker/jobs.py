@@ -11,6 +11,7 @@ from paycore.config import Settings
 from paycore.db import Database
 from paycore.idempotency.service import prune_keys
 from paycore.orders.expiry import expire_due_orders
+from paycore.outbox.service_admin import sample_depth
 from paycore.payments.inbox import retry_unapplied_events
 from paycore.payments.providers.registry import ProviderRegistry
 from paycore.payments.reconcile import reconcile_open_payments
@@ -38,6 +39,10 @@ def periodic_jobs(settings: Settings, registry: ProviderRegistry) -> list[Period
         async with database.session(write=True) as session:
             await prune_keys(session, older_than=timedelta(hours=settings.idempotency_key_ttl_hours))
 
+    async def sample_outbox_depth(database: Database) -> None:
+        async with database.session(write=False) as session:
+            await sample_depth(session)
+
     async def deliver_sandbox_webhooks(database: Database) -> None:
         # The sandbox plays an external provider: it calls paycore's public URL like one would.
         async with httpx.AsyncClient(
@@ -51,6 +56,7 @@ def periodic_jobs(settings: Settings, registry: ProviderRegistry) -> list[Period
         PeriodicJob(name="retry_payment_events", period=period, run=retry_payment_events),
         PeriodicJob(name="submit_refunds", period=period, run=submit_refunds),
         PeriodicJob(name="prune_idempotency_keys", period=timedelta(hours=1), run=prune_idempotency_keys),
+        PeriodicJob(name="sample_outbox_depth", period=timedelta(seconds=15), run=sample_outbox_depth),
         PeriodicJob(
             name="deliver_sandbox_webhooks",
             period=timedelta(seconds=max(1.0, settings.worker_poll_interval_seconds)),

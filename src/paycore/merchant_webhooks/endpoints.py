@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, status
+
+from paycore.auth.dependencies import SecretKeyDep
+from paycore.dependencies import ReadSessionDep, SettingsDep, WriteSessionDep
+from paycore.merchant_webhooks import service
+from paycore.merchant_webhooks.models import WebhookAttempt, WebhookEndpoint
+from paycore.merchant_webhooks.schemas import AttemptOut, EndpointCreate, EndpointOut, RotateSecretIn
+from paycore.schemas import DEFAULT_LIMIT, CursorQuery, LimitQuery, ListOut
+
+router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhook endpoints"])
+
+
+def endpoint_out(endpoint: WebhookEndpoint, *, show_secret: bool = False) -> EndpointOut:
+    return EndpointOut(
+        id=endpoint.id,
+        livemode=endpoint.livemode,
+        url=endpoint.url,
+        description=endpoint.description,
+        events=endpoint.events,
+        enabled=endpoint.enabled,
+        disabled_reason=endpoint.disabled_reason,
+        failing_since=endpoint.failing_since,
+        previous_secret_expires_at=endpoint.previous_secret_expires_at,
+        created=endpoint.created_at,
+        secret=endpoint.secret if show_secret else None,
+    )
+
+
+def attempt_out(attempt: WebhookAttempt) -> AttemptOut:
+    return AttemptOut(
+        id=attempt.id,
+        event_id=attempt.event_id,
+        event_type=attempt.event_type,
+        succeeded=attempt.succeeded,
+        status_code=attempt.status_code,
+        latency_ms=attempt.latency_ms,
+        response_excerpt=attempt.response_excerpt,
+        error=attempt.error,
+        at=attempt.at,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Add an endpoint (its secret is shown once)")
+async def create_endpoint(
+    body: EndpointCreate, context: SecretKeyDep, session: WriteSessionDep, settings: SettingsDep
+) -> EndpointOut:
+    endpoint = await service.create_endpoint(
+        session, context, settings, url=body.url, events=body.events, description=body.description
+    )
+    return endpoint_out(endpoint, show_secret=True)
+
+
+@router.get("", summary="List endpoints")
+async def list_endpoints(
+    context: SecretKeyDep,
+    session: ReadSessionDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> ListOut[EndpointOut]:
+    page = await service.list_endpoints(session, context, limit=limit, cursor=cursor)
+    return ListOut(
+        data=[endpoint_out(e) for e in page.items], has_more=page.has_more, next_cursor=page.next_cursor
+    )
+
+
+@router.get("/{endpoint_id}", summary="Retrieve an endpoint")
+async def read_endpoint(endpoint_id: str, context: SecretKeyDep, session: ReadSessionDep) -> EndpointOut:
+    return endpoint_out(await service.get_endpoint(session, context, endpoint_id))
+
+
+@router.delete("/{endpoint_id}", summary="Delete an endpoint (no more deliveries to it)")
+async def delete_endpoint(endpoint_id: str, context: SecretKeyDep, session: WriteSessionDep) -> EndpointOut:
+    return endpoint_out(await service.delete_endpoint(session, context, endpoint_id))
+
+
+@router.post("/{endpoint_id}/enable", summary="Re-enable an endpoint that was disabled")
+async def enable_endpoint(endpoint_id: str, context: SecretKeyDep, session: WriteSessionDep) -> EndpointOut:
+    return endpoint_out(await service.enable_endpoint(session, context, endpoint_id))
+
+
+@router.post("/{endpoint_id}/rotate_secret", summary="New secret; the old one keeps signing for a while")
+async def rotate_secret(
+    endpoint_id: str, body: RotateSecretIn, context: SecretKeyDep, session: WriteSessionDep
+) -> EndpointOut:
+    endpoint = await service.rotate_secret(
+        session, context, endpoint_id, previous_valid=timedelta(hours=body.previous_secret_valid_hours)
+    )
+    return endpoint_out(endpoint, show_secret=True)
+
+
+@router.get("/{endpoint_id}/attempts", summary="Delivery attempts to this endpoint, newest first")
+async def list_attempts(
+    endpoint_id: str,
+    context: SecretKeyDep,
+    session: ReadSessionDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> ListOut[AttemptOut]:
+    page = await service.list_attempts(session, context, endpoint_id, limit=limit, cursor=cursor)
+    return ListOut(
+        data=[attempt_out(a) for a in page.items], has_more=page.has_more, next_cursor=page.next_cursor
+    )
