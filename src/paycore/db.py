@@ -143,6 +143,30 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     )
 
 
+class _TaskReentrantLock:
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[object] | None = None
+        self._depth = 0
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        if task is not None and self._owner is task:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        async with self._lock:
+            self._owner, self._depth = task, 1
+            try:
+                yield
+            finally:
+                self._owner, self._depth = None, 0
+
+
 class Database:
     """Hands out sessions that commit at the end of their block.
 
@@ -155,6 +179,9 @@ class Database:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._bind = bind
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # Sessions on one shared connection must take turns (concurrent tasks would interleave
+        # their savepoints); nested sessions of the same task are fine.
+        self._bound_turns = _TaskReentrantLock() if bind is not None else None
         self._sessions = async_sessionmaker(
             bind=bind or engine,
             expire_on_commit=False,
@@ -168,7 +195,10 @@ class Database:
     @asynccontextmanager
     async def session(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
         """A session in its own transaction: committed when the block ends, rolled back on error."""
-        if write and self._write_lock is not None:
+        if self._bound_turns is not None:
+            async with self._bound_turns.hold(), self._transaction(write=write) as session:
+                yield session
+        elif write and self._write_lock is not None:
             async with self._write_lock, self._transaction(write=True) as session:
                 yield session
         else:
