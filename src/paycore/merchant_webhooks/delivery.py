@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.clock import utcnow
 from paycore.config import Settings
@@ -126,45 +127,84 @@ class MerchantWebhookChannel:
         )
 
     async def _record(self, message: OutboxMessage, results: list[EndpointResult]) -> None:
+        """Keep the attempts and move endpoint state — with conditional UPDATEs that touch an
+        endpoint row only when its state changes (a success on a healthy endpoint writes nothing
+        to it), in endpoint-id order: deliveries to one endpoint never queue behind each other's
+        row locks, and two transactions never wait on each other in a cycle."""
         now = utcnow()
         async with self._database.session(write=True) as session:
-            for result in results:
-                session.add(
-                    WebhookAttempt(
-                        tenant_id=message.tenant_id,
-                        endpoint_id=result.endpoint_id,
-                        outbox_id=message.id,
-                        event_id=str(message.payload["id"]),
-                        event_type=message.topic,
-                        succeeded=result.ok,
-                        status_code=result.status_code,
-                        latency_ms=result.latency_ms,
-                        response_excerpt=result.excerpt,
-                        error=result.error,
-                        at=now,
-                    )
-                )
-                endpoint = await session.get(WebhookEndpoint, result.endpoint_id, with_for_update=True)
-                assert endpoint is not None
+            for result in sorted(results, key=lambda item: item.endpoint_id):
+                by_id = WebhookEndpoint.id == result.endpoint_id
                 if result.ok:
-                    endpoint.failing_since = None
+                    await session.execute(
+                        update(WebhookEndpoint)
+                        .where(by_id, WebhookEndpoint.failing_since.is_not(None))
+                        .values(failing_since=None)
+                        .execution_options(synchronize_session=False)
+                    )
                 elif result.gone:
-                    endpoint.enabled = False
-                    endpoint.disabled_reason = "the endpoint answered 410 Gone"
+                    await session.execute(
+                        update(WebhookEndpoint)
+                        .where(by_id, WebhookEndpoint.enabled.is_(True))
+                        .values(enabled=False, disabled_reason="the endpoint answered 410 Gone")
+                        .execution_options(synchronize_session=False)
+                    )
                 else:
-                    endpoint.failing_since = endpoint.failing_since or now
-                    if endpoint.enabled and now - endpoint.failing_since >= DISABLE_AFTER:
-                        endpoint.enabled = False
-                        endpoint.disabled_reason = "failing for 5 days"
-                        await alert_ops(
-                            session,
-                            tenant_id=endpoint.tenant_id,
-                            livemode=endpoint.livemode,
-                            code="webhook_endpoint_disabled",
-                            message=f"Webhook endpoint {endpoint.url} failed for 5 days and was disabled.",
-                            subject_key=f"{endpoint.id}:{endpoint.failing_since.isoformat()}",
-                            details={"endpoint": endpoint.id, "url": endpoint.url},
-                        )
+                    await self._record_failure(session, result.endpoint_id, now)
+            session.add_all(
+                WebhookAttempt(
+                    tenant_id=message.tenant_id,
+                    endpoint_id=result.endpoint_id,
+                    outbox_id=message.id,
+                    event_id=str(message.payload["id"]),
+                    event_type=message.topic,
+                    succeeded=result.ok,
+                    status_code=result.status_code,
+                    latency_ms=result.latency_ms,
+                    response_excerpt=result.excerpt,
+                    error=result.error,
+                    at=now,
+                )
+                for result in results
+            )
+
+    async def _record_failure(self, session: AsyncSession, endpoint_id: str, now: datetime) -> None:
+        by_id = WebhookEndpoint.id == endpoint_id
+        await session.execute(
+            update(WebhookEndpoint)
+            .where(by_id, WebhookEndpoint.failing_since.is_(None))
+            .values(failing_since=now)
+            .execution_options(synchronize_session=False)
+        )
+        disabled = (
+            await session.execute(
+                update(WebhookEndpoint)
+                .where(
+                    by_id,
+                    WebhookEndpoint.enabled.is_(True),
+                    WebhookEndpoint.failing_since <= now - DISABLE_AFTER,
+                )
+                .values(enabled=False, disabled_reason="failing for 5 days")
+                .returning(
+                    WebhookEndpoint.tenant_id,
+                    WebhookEndpoint.livemode,
+                    WebhookEndpoint.url,
+                    WebhookEndpoint.failing_since,
+                )
+            )
+        ).one_or_none()
+        if disabled is not None:
+            tenant_id, livemode, url, failing_since = disabled
+            run_started = (failing_since or now).isoformat()
+            await alert_ops(
+                session,
+                tenant_id=tenant_id,
+                livemode=livemode,
+                code="webhook_endpoint_disabled",
+                message=f"Webhook endpoint {url} failed for 5 days and was disabled.",
+                subject_key=f"{endpoint_id}:{run_started}",
+                details={"endpoint": endpoint_id, "url": url},
+            )
 
     async def deliver(self, message: OutboxMessage) -> DeliveryOutcome:
         endpoints = await self._waiting_endpoints(message)

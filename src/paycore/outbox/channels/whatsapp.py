@@ -57,7 +57,12 @@ class WhatsAppChannel:
         except httpx.HTTPError as exc:
             return DeliveryOutcome.failed(f"{type(exc).__name__}: {exc}")
         if response.is_success:
-            return DeliveryOutcome.delivered(str(response.json().get("messages", [{}])[0].get("id", "")))
+            # Accepted: whatever the body says, sending again would message the customer twice.
+            try:
+                message_id = str(response.json()["messages"][0]["id"])
+            except (ValueError, KeyError, IndexError, TypeError):
+                message_id = "accepted"
+            return DeliveryOutcome.delivered(message_id)
         detail = f"{response.status_code}: {response.text[:300]}"
         # 429 and 5xx are worth another try; any other 4xx (a bad number, a template not approved)
         # will fail the same way every time.

@@ -1,0 +1,491 @@
+"""Provisioning after payment, end to end: the HTTP API takes the money, the worker's
+FulfillmentDispatcher calls the provisioner (a fake of the third party, written from its documented
+API, behind an httpx.MockTransport), and the order is fulfilled — or needs a person."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from itertools import count
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from paycore.circuit import Breakers
+from paycore.clock import utcnow
+from paycore.config import Settings
+from paycore.db import Database
+from paycore.fulfillment.dispatch import FulfillmentDispatcher
+from paycore.fulfillment.models import Fulfillment, FulfillmentKind, FulfillmentStatus
+from paycore.fulfillment.provisioners.registry import build_provisioners
+from paycore.merchant_webhooks.signing import new_secret
+from paycore.outbox.models import OutboxChannel, OutboxMessage
+from tests.conftest import make_settings
+from tests.flows.helpers import Shop, buy, confirm, deliver, open_shop, order
+
+PROVISION_URL = "https://provision.example/hook"
+HTTP_TARGET = "provisioner:http:provision.example"
+PANEL_URL = "https://panel.example"
+PANEL_KEY = "ptla_test"
+MAX_ATTEMPTS = 2
+
+SERVER = {
+    "user": 1,
+    "egg": 5,
+    "docker_image": "ghcr.io/pterodactyl/yolks:java_17",
+    "startup": "java -jar server.jar",
+    "environment": {"SERVER_JARFILE": "server.jar"},
+    "limits": {"memory": 2048, "swap": 0, "disk": 10240, "io": 500, "cpu": 200},
+    "feature_limits": {"databases": 1, "allocations": 1, "backups": 2},
+    "deploy": {"locations": [1], "dedicated_ip": False, "port_range": []},
+}
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The suite's settings (its database) plus a provisioner secret, a panel, and few attempts.
+    Overriding `settings` here makes the `client` fixture's app use these too."""
+    return make_settings(
+        database_url=settings.database_url,
+        provisioner_secret=new_secret(),
+        pterodactyl_url=PANEL_URL,
+        pterodactyl_api_key=PANEL_KEY,
+        fulfillment_max_attempts=MAX_ATTEMPTS,
+    )
+
+
+@pytest.fixture
+async def shop(db: Database) -> Shop:
+    return await open_shop(db)
+
+
+class FakeProvisioningEndpoint:
+    """A merchant's provisioning hook as the HTTP provisioner's contract describes it: it verifies
+    the Standard Webhooks signature, makes one thing per Idempotency-Key, answers its external_ref."""
+
+    def __init__(self, secret: str, *, fail_with: int | None = None) -> None:
+        self.webhook = Webhook(secret)
+        self.fail_with = fail_with
+        self.payloads: list[dict[str, Any]] = []
+        self.headers: list[httpx.Headers] = []
+        self.refused = 0
+        self.made: dict[str, str] = {}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if (request.method, str(request.url)) != ("POST", PROVISION_URL):
+            return httpx.Response(404)
+        try:
+            payload = self.webhook.verify(request.content, dict(request.headers))
+        except WebhookVerificationError as exc:
+            self.refused += 1
+            return httpx.Response(401, json={"error": str(exc)})
+        self.payloads.append(payload)
+        self.headers.append(request.headers)
+        if self.fail_with is not None:
+            return httpx.Response(self.fail_with, text="provisioning backend down")
+        key = request.headers["idempotency-key"]
+        ref = self.made.setdefault(key, f"srv_{123 + len(self.made)}")
+        return httpx.Response(200, json={"external_ref": ref})
+
+
+class FakePanel:
+    """The parts of Pterodactyl's Application API the adapter uses: look a server up by external
+    id, create a server. With `timeout_after_create`, the first creation succeeds on the panel but
+    its answer never arrives (the client times out reading it)."""
+
+    REQUIRED = ("name", "user", "egg", "docker_image", "startup", "environment", "limits", "feature_limits")
+
+    def __init__(self, *, timeout_after_create: bool = False) -> None:
+        self.timeout_after_create = timeout_after_create
+        self.servers: dict[int, dict[str, Any]] = {}
+        self.creations: list[dict[str, Any]] = []
+        self.calls: list[tuple[str, str]] = []
+        self.unauthorized = 0
+        self._ids = count(42)
+
+    @staticmethod
+    def _error(status: int, code: str, detail: str) -> httpx.Response:
+        return httpx.Response(
+            status, json={"errors": [{"code": code, "status": str(status), "detail": detail}]}
+        )
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host != "panel.example":
+            return httpx.Response(404)
+        self.calls.append((request.method, request.url.path))
+        if request.headers.get("authorization") != f"Bearer {PANEL_KEY}":
+            self.unauthorized += 1
+            return self._error(401, "AuthenticationException", "Unauthenticated.")
+        path = request.url.path
+        lookup = "/api/application/servers/external/"
+        if request.method == "GET" and path.startswith(lookup):
+            external_id = path.removeprefix(lookup)
+            for server in self.servers.values():
+                if server["external_id"] == external_id:
+                    return httpx.Response(200, json={"object": "server", "attributes": server})
+            return self._error(404, "NotFoundHttpException", "The requested resource could not be found.")
+        if request.method == "POST" and path == "/api/application/servers":
+            return self._create(request)
+        return self._error(404, "NotFoundHttpException", "No such route.")
+
+    def _create(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        self.creations.append(body)
+        missing = [field for field in self.REQUIRED if field not in body]
+        if "allocation" not in body and "deploy" not in body:
+            missing.append("allocation")
+        if missing:
+            return self._error(422, "ValidationException", f"missing {', '.join(missing)}")
+        if any(server["external_id"] == body.get("external_id") for server in self.servers.values()):
+            return self._error(422, "ValidationException", "The external id has already been taken.")
+        server_id = next(self._ids)
+        attributes = {
+            "id": server_id,
+            "external_id": body.get("external_id"),
+            "uuid": f"00000000-0000-4000-8000-{server_id:012d}",
+            "identifier": f"{server_id:08x}",
+            "name": body["name"],
+            "user": body["user"],
+            "egg": body["egg"],
+            "limits": body["limits"],
+            "feature_limits": body["feature_limits"],
+            "container": {
+                "startup_command": body["startup"],
+                "image": body["docker_image"],
+                "environment": body["environment"],
+            },
+        }
+        self.servers[server_id] = attributes
+        if self.timeout_after_create:
+            self.timeout_after_create = False
+            raise httpx.ReadTimeout("timed out reading the panel's answer", request=request)
+        return httpx.Response(201, json={"object": "server", "attributes": attributes})
+
+
+def fake_http(handler: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+def dispatcher(
+    db: Database, settings: Settings, http: httpx.AsyncClient, breakers: Breakers | None = None
+) -> FulfillmentDispatcher:
+    return FulfillmentDispatcher(
+        db,
+        build_provisioners(settings, http),
+        breakers or Breakers(failure_threshold=5, reset_seconds=30),
+        settings,
+        worker_id="worker-test",
+    )
+
+
+async def run_batch(worker: FulfillmentDispatcher) -> int:
+    return await worker.process_batch(asyncio.Event())
+
+
+async def paid_order(
+    client: httpx.AsyncClient,
+    db: Database,
+    settings: Settings,
+    shop: Shop,
+    config: dict[str, Any],
+    *,
+    name: str = "Game server",
+) -> dict[str, Any]:
+    """A provisioned product, bought and paid through the sandbox; returns the order."""
+    created = await client.post(
+        "/v1/products",
+        json={
+            "name": name,
+            "price": 1500,
+            "currency": "EUR",
+            "kind": "service",
+            "fulfillment": {"type": "provision", "config": config},
+        },
+        headers=shop.secret,
+    )
+    assert created.status_code == 201, created.text
+    bought = await buy(client, shop, created.json()["id"])
+    await confirm(client, bought["payment"]["id"])
+    assert await deliver(db, settings, client) >= 1
+    result: dict[str, Any] = bought["order"]
+    return result
+
+
+async def fulfillments_of(db: Database, order_id: str) -> list[Fulfillment]:
+    async with db.session(write=False) as session:
+        return list(await session.scalars(select(Fulfillment).where(Fulfillment.order_id == order_id)))
+
+
+async def fulfillment_of(db: Database, order_id: str) -> Fulfillment:
+    (row,) = await fulfillments_of(db, order_id)
+    return row
+
+
+async def make_due(db: Database, fulfillment_id: str) -> None:
+    """Skip the backoff: the row's next attempt is now."""
+    async with db.session(write=True) as session:
+        await session.execute(
+            update(Fulfillment)
+            .where(Fulfillment.id == fulfillment_id)
+            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def outbox(db: Database, tenant_id: str, channel: OutboxChannel) -> list[OutboxMessage]:
+    async with db.session(write=False) as session:
+        rows = await session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.tenant_id == tenant_id, OutboxMessage.channel == channel)
+            .order_by(OutboxMessage.created_at)
+        )
+        return list(rows)
+
+
+async def topics(db: Database, tenant_id: str, channel: OutboxChannel) -> list[str]:
+    return sorted(row.topic for row in await outbox(db, tenant_id, channel))
+
+
+def http_config(**extra: Any) -> dict[str, Any]:
+    return {"provisioner": "http", "url": PROVISION_URL, **extra}
+
+
+class TestHttpProvisioner:
+    async def test_paid_order_waits_for_its_provisioning(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        paid = await paid_order(client, db, settings, shop, http_config())
+        assert (await order(client, shop, paid["id"]))["status"] == "paid"
+        row = await fulfillment_of(db, paid["id"])
+        assert (row.kind, row.status, row.attempts) == (
+            FulfillmentKind.PROVISION,
+            FulfillmentStatus.PENDING,
+            0,
+        )
+        assert row.external_ref == row.id
+        assert row.next_attempt_at is not None
+        assert row.next_attempt_at <= utcnow()
+        assert "order.fulfilled" not in await topics(db, shop.tenant_id, OutboxChannel.MERCHANT_WEBHOOK)
+
+    async def test_signed_call_fulfills_the_order(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        paid = await paid_order(client, db, settings, shop, http_config(plan="large"), name="VPS")
+        assert settings.provisioner_secret is not None
+        endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value())
+        async with fake_http(endpoint) as http:
+            worker = dispatcher(db, settings, http)
+            assert await run_batch(worker) == 1
+            assert await run_batch(worker) == 0  # done: nothing is claimed again
+
+        row = await fulfillment_of(db, paid["id"])
+        assert endpoint.refused == 0
+        (payload,) = endpoint.payloads
+        (headers,) = endpoint.headers
+        assert headers["idempotency-key"] == headers["webhook-id"] == row.id
+        assert payload["id"] == row.id
+        assert payload["type"] == "fulfillment.provision"
+        data = payload["data"]
+        assert (data["fulfillment"], data["order"], data["order_number"]) == (
+            row.id,
+            paid["id"],
+            paid["number"],
+        )
+        assert (data["product_name"], data["quantity"]) == ("VPS", 1)
+        assert data["customer"] == {"email": "ada@example.com", "name": "Ada"}
+        assert data["config"] == {"provisioner": "http", "plan": "large"}  # the url is ours, not theirs
+
+        assert (row.status, row.result_ref, row.attempts) == (FulfillmentStatus.SUCCEEDED, "srv_123", 1)
+        assert row.completed_at is not None
+        assert (row.locked_by, row.locked_until, row.last_error) == (None, None, None)
+        detail = await order(client, shop, paid["id"])
+        assert detail["status"] == "fulfilled"
+        assert detail["fulfilled_at"] is not None
+        fulfilled = [
+            message
+            for message in await outbox(db, shop.tenant_id, OutboxChannel.MERCHANT_WEBHOOK)
+            if message.topic == "order.fulfilled"
+        ]
+        assert len(fulfilled) == 1
+        assert fulfilled[0].payload["data"]["object"]["id"] == paid["id"]
+        assert fulfilled[0].payload["data"]["object"]["status"] == "fulfilled"
+
+    async def test_without_a_secret_nothing_unsigned_is_sent(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        paid = await paid_order(client, db, settings, shop, http_config())
+        unsigned = settings.model_copy(update={"provisioner_secret": None})
+        endpoint = FakeProvisioningEndpoint(new_secret())
+        async with fake_http(endpoint) as http:
+            assert await run_batch(dispatcher(db, unsigned, http)) == 1
+        row = await fulfillment_of(db, paid["id"])
+        assert endpoint.payloads == []
+        assert endpoint.refused == 0
+        assert row.status is FulfillmentStatus.RETRYING
+        assert row.last_error is not None
+        assert "PAYCORE_PROVISIONER_SECRET" in row.last_error
+
+    async def test_failures_back_off_then_need_attention(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        paid = await paid_order(client, db, settings, shop, http_config())
+        assert settings.provisioner_secret is not None
+        endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value(), fail_with=503)
+        async with fake_http(endpoint) as http:
+            worker = dispatcher(db, settings, http)
+            before = utcnow()
+            assert await run_batch(worker) == 1
+            after = utcnow()
+            row = await fulfillment_of(db, paid["id"])
+            assert (row.status, row.attempts) == (FulfillmentStatus.RETRYING, 1)
+            assert row.last_error is not None
+            assert "HTTP 503" in row.last_error
+            assert row.next_attempt_at is not None
+            # the first backoff is 30 s ± 10 %
+            assert before + timedelta(seconds=27) <= row.next_attempt_at <= after + timedelta(seconds=33)
+            assert (row.locked_by, row.locked_until) == (None, None)
+            assert await run_batch(worker) == 0  # not due yet
+            assert await topics(db, shop.tenant_id, OutboxChannel.OPS_ALERT) == []
+
+            await make_due(db, row.id)
+            assert await run_batch(worker) == 1
+            row = await fulfillment_of(db, paid["id"])
+            assert (row.status, row.attempts, row.next_attempt_at) == (
+                FulfillmentStatus.NEEDS_ATTENTION,
+                MAX_ATTEMPTS,
+                None,
+            )
+
+            await make_due(db, row.id)
+            assert await run_batch(worker) == 0  # nothing retries it until a person does
+
+        assert len(endpoint.payloads) == MAX_ATTEMPTS
+        assert {headers["webhook-id"] for headers in endpoint.headers} == {row.id}  # same id each try
+        (alert,) = await outbox(db, shop.tenant_id, OutboxChannel.OPS_ALERT)
+        assert alert.topic == "fulfillment_needs_attention"
+        assert alert.payload["details"] == {"fulfillment": row.id, "order": paid["id"]}
+        assert paid["number"] in alert.payload["message"]
+        events = await outbox(db, shop.tenant_id, OutboxChannel.MERCHANT_WEBHOOK)
+        failed = [event for event in events if event.topic == "fulfillment.failed"]
+        assert len(failed) == 1
+        assert failed[0].payload["data"]["object"]["id"] == row.id
+        assert failed[0].payload["data"]["object"]["status"] == "needs_attention"
+        assert "order.fulfilled" not in {event.topic for event in events}
+        assert (await order(client, shop, paid["id"]))["status"] == "paid"
+
+
+class TestPterodactyl:
+    async def test_creates_one_server_named_by_our_fulfillment(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        paid = await paid_order(client, db, settings, shop, {"provisioner": "pterodactyl", "server": SERVER})
+        panel = FakePanel()
+        async with fake_http(panel) as http:
+            assert await run_batch(dispatcher(db, settings, http)) == 1
+
+        row = await fulfillment_of(db, paid["id"])
+        assert panel.unauthorized == 0
+        assert panel.calls == [
+            ("GET", f"/api/application/servers/external/{row.id}"),
+            ("POST", "/api/application/servers"),
+        ]
+        (body,) = panel.creations
+        assert body["external_id"] == row.id
+        assert {key: body[key] for key in SERVER} == SERVER
+        assert body["name"] == f"Game server {paid['number']}"
+        (server_id,) = panel.servers
+        assert (row.status, row.result_ref) == (FulfillmentStatus.SUCCEEDED, str(server_id))
+        assert (await order(client, shop, paid["id"]))["status"] == "fulfilled"
+
+    async def test_retry_after_a_timeout_finds_the_server_instead_of_making_another(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        paid = await paid_order(client, db, settings, shop, {"provisioner": "pterodactyl", "server": SERVER})
+        panel = FakePanel(timeout_after_create=True)
+        async with fake_http(panel) as http:
+            worker = dispatcher(db, settings, http)
+            assert await run_batch(worker) == 1
+            row = await fulfillment_of(db, paid["id"])
+            assert (row.status, row.attempts) == (FulfillmentStatus.RETRYING, 1)
+            assert row.last_error is not None
+            assert "ReadTimeout" in row.last_error
+            assert len(panel.servers) == 1  # made, though we never heard back
+            assert (await order(client, shop, paid["id"]))["status"] == "paid"
+
+            await make_due(db, row.id)
+            assert await run_batch(worker) == 1
+
+        row = await fulfillment_of(db, paid["id"])
+        assert len(panel.creations) == 1
+        (server,) = panel.servers.values()
+        assert server["external_id"] == row.id
+        assert panel.calls[-1] == ("GET", f"/api/application/servers/external/{row.id}")
+        assert (row.status, row.result_ref, row.attempts) == (
+            FulfillmentStatus.SUCCEEDED,
+            str(server["id"]),
+            2,
+        )
+        assert (await order(client, shop, paid["id"]))["status"] == "fulfilled"
+
+    async def test_incomplete_server_config_fails_without_calling_the_panel(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        server = {key: value for key, value in SERVER.items() if key != "egg"}
+        paid = await paid_order(client, db, settings, shop, {"provisioner": "pterodactyl", "server": server})
+        panel = FakePanel()
+        async with fake_http(panel) as http:
+            assert await run_batch(dispatcher(db, settings, http)) == 1
+        row = await fulfillment_of(db, paid["id"])
+        assert panel.calls == []
+        assert row.status is FulfillmentStatus.RETRYING
+        assert row.last_error is not None
+        assert "egg" in row.last_error
+
+
+class TestCircuitBreaker:
+    async def test_open_breaker_postpones_without_spending_attempts(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        paid = await paid_order(client, db, settings, shop, http_config())
+        assert settings.provisioner_secret is not None
+        endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value())
+        breakers = Breakers(failure_threshold=1, reset_seconds=60)
+        breakers.get(HTTP_TARGET).record_failure()  # the provisioner's host is known to be down
+        async with fake_http(endpoint) as http:
+            worker = dispatcher(db, settings, http, breakers)
+            for _ in range(MAX_ATTEMPTS + 1):  # more postponements than attempts allowed
+                before = utcnow()
+                assert await run_batch(worker) == 1
+                row = await fulfillment_of(db, paid["id"])
+                assert (row.status, row.attempts, row.last_error) == (FulfillmentStatus.PENDING, 0, None)
+                assert (row.locked_by, row.locked_until) == (None, None)
+                assert row.next_attempt_at is not None
+                # postponed until the breaker lets a probe through, about a minute from now
+                assert (
+                    before + timedelta(seconds=50) <= row.next_attempt_at <= utcnow() + timedelta(seconds=60)
+                )
+                await make_due(db, row.id)
+
+        assert endpoint.payloads == []
+        assert await topics(db, shop.tenant_id, OutboxChannel.OPS_ALERT) == []
+        assert (await order(client, shop, paid["id"]))["status"] == "paid"
+
+    async def test_a_failure_opens_the_breaker_for_the_rest_of_the_batch(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        first = await paid_order(client, db, settings, shop, http_config())
+        second = await paid_order(client, db, settings, shop, http_config())
+        assert settings.provisioner_secret is not None
+        endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value(), fail_with=502)
+        breakers = Breakers(failure_threshold=1, reset_seconds=60)
+        async with fake_http(endpoint) as http:
+            assert await run_batch(dispatcher(db, settings, http, breakers)) == 2
+
+        assert len(endpoint.payloads) == 1  # the second row never reached the failing host
+        assert breakers.states() == {HTTP_TARGET: "open"}
+        rows = await fulfillments_of(db, first["id"]) + await fulfillments_of(db, second["id"])
+        assert sorted((row.status.value, row.attempts) for row in rows) == [("pending", 0), ("retrying", 1)]
