@@ -183,3 +183,72 @@ class TestDemo:
         assert "on hand 9, reserved 0, available 9" in out
         assert "1 paid order(s), 25.00 EUR spent" in out
         assert "1 email, 3 merchant webhooks" in out
+
+
+class TestRunDeliversEmail:
+    def test_a_paid_order_s_email_reaches_the_smtp_server(
+        self, tmp_path: Path, processes: list[subprocess.Popen[str]]
+    ) -> None:
+        import json as jsonlib
+        from email import message_from_bytes
+        from email.message import Message
+
+        from aiosmtpd.controller import Controller
+
+        received: list[Message] = []
+
+        class Handler:
+            async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+                received.append(message_from_bytes(envelope.content))  # type: ignore[attr-defined]
+                return "250 OK"
+
+        smtp_port, port = free_port(), free_port()
+        controller = Controller(Handler(), hostname="127.0.0.1", port=smtp_port)
+        controller.start()
+        env = {
+            "PAYCORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+            "PAYCORE_ENV": "development",
+            "PAYCORE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "PAYCORE_SMTP_HOST": "127.0.0.1",
+            "PAYCORE_SMTP_PORT": str(smtp_port),
+            "PAYCORE_SMTP_SECURITY": "none",
+        }
+        try:
+            assert run_paycore("db", "migrate", env=env, cwd=tmp_path).returncode == 0
+            assert run_paycore("demo", "setup", env=env, cwd=tmp_path).returncode == 0
+            keys = jsonlib.loads((tmp_path / "var" / "demo-keys.json").read_text())
+            process = start(["run", "--port", str(port)], env, tmp_path)
+            processes.append(process)
+            wait_until_healthy(port, process)
+            api = f"http://127.0.0.1:{port}"
+            secret = {"Authorization": f"Bearer {keys['secret']}"}
+            publishable = {"Authorization": f"Bearer {keys['publishable']}"}
+            product = httpx.post(
+                f"{api}/v1/products",
+                json={"name": "Mug", "price": 1500, "currency": "EUR", "kind": "physical"},
+                headers=secret,
+            ).json()
+            cart = httpx.post(
+                f"{api}/v1/carts",
+                json={"items": [{"product_id": product["id"], "quantity": 1}]},
+                headers=publishable,
+            ).json()
+            bought = httpx.post(
+                f"{api}/v1/checkout",
+                json={"cart_id": cart["id"], "customer": {"email": "mug.buyer@example.com"}},
+                headers=publishable,
+            ).json()
+            confirmed = httpx.post(
+                f"{api}/sandbox/pay/{bought['payment']['id']}/confirm", json={"outcome": "succeed"}
+            )
+            assert confirmed.status_code == 200
+            deadline = time.monotonic() + 30
+            while not received and time.monotonic() < deadline:
+                time.sleep(0.2)
+            code, output = stop(process, signal.SIGINT)
+        finally:
+            controller.stop()
+        assert code == 0, output
+        (mail,) = received
+        assert mail["To"] == "mug.buyer@example.com"
+        assert bought["order"]["number"] in mail["Subject"]
