@@ -214,6 +214,61 @@ def cpu_seconds(server_pid: int) -> dict[str, float]:
     }
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU used so far by all of PostgreSQL, including backends that have exited: the postmaster's
+    children's times (added when it reaps them) plus every live postgres process's own."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    processes: dict[int, tuple[int, int, int]] = {}  # pid → (parent, own ticks, reaped children's ticks)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path("/proc", entry, "stat").read_text()
+        except OSError:
+            continue
+        if raw[raw.index("(") + 1 : raw.rindex(")")] != "postgres":
+            continue
+        rest = raw[raw.rindex(")") + 2 :].split()
+        processes[int(entry)] = (int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[13]) + int(rest[14]))
+    total = 0
+    for parent, own, children in processes.values():
+        total += own + (children if parent not in processes else 0)  # the postmaster has no postgres parent
+    return total / ticks
+
+
+class InProcessCpu:
+    """CPU used over a block by this process and by all of PostgreSQL, for benchmarks that run
+    paycore's code inside the benchmark process. Backends that exit during the block (a pool's
+    overflow connections) count too, through the postmaster's children's times. Use as
+    `async with InProcessCpu() as cpu: …`, then `cpu.line()`."""
+
+    def __init__(self) -> None:
+        self._own = self._postgres = self._wall = 0.0
+
+    async def __aenter__(self) -> InProcessCpu:
+        times = os.times()
+        self._own = -(times.user + times.system)
+        self._postgres = -postgres_cpu_seconds()
+        self._wall = -time.perf_counter()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        times = os.times()
+        self._own += times.user + times.system
+        self._postgres += postgres_cpu_seconds()
+        self._wall += time.perf_counter()
+
+    @property
+    def used(self) -> dict[str, float]:
+        return {"this process": self._own, "postgres": self._postgres}
+
+    def line(self) -> str:
+        used, wall = self.used, self._wall
+        parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in used.items())
+        busy = sum(used.values()) / wall if wall > 0 else math.nan
+        return f"CPU over {wall:.1f} s wall on {os.cpu_count()} cores: {parts} (total {busy:.2f} cores busy)"
+
+
 def cpu_line(before: dict[str, float], after: dict[str, float], wall: float) -> str:
     used = {name: after[name] - before.get(name, 0.0) for name in after}
     main = ("client", "server", "postgres")
