@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from paycore.db import Base, created_column, id_column, tenant_column, updated_column
@@ -33,6 +33,12 @@ class Fulfillment(Base):
         UniqueConstraint("tenant_id", "order_item_id", "kind"),
         Index(None, "tenant_id", "order_id"),
         Index(None, "status", "next_attempt_at"),
+        Index(
+            "ix_fulfillments_due",
+            "next_attempt_at",
+            postgresql_where=text("kind = 'provision' AND status IN ('pending', 'retrying')"),
+            sqlite_where=text("kind = 'provision' AND status IN ('pending', 'retrying')"),
+        ),
     )
 
     id: Mapped[str] = id_column("ful")

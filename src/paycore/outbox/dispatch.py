@@ -15,13 +15,14 @@ import asyncio
 import random
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import bindparam, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
 from paycore.clock import utcnow
 from paycore.config import Settings
-from paycore.db import Database
+from paycore.db import Database, UTCDateTime
 from paycore.logging import get_logger
 from paycore.ops.metrics import OUTBOX_DELIVERIES
 from paycore.outbox.channels.base import Channel, DeliveryOutcome
@@ -67,6 +68,41 @@ def next_retry(
     return delay
 
 
+def _claim_statement() -> Any:
+    """Built once: composing it (the alias above all) costs more CPU than running it."""
+    earlier = aliased(OutboxMessage)
+    now = bindparam("now", type_=UTCDateTime())
+    waits_for_earlier = exists().where(
+        earlier.ordering_key == OutboxMessage.ordering_key,
+        earlier.created_at < OutboxMessage.created_at,
+        earlier.status.in_(_OPEN),
+        earlier.created_at > bindparam("order_wait_cutoff", type_=UTCDateTime()),
+    )
+    due = (
+        select(OutboxMessage.id)
+        .where(
+            # Matches the partial index ix_outbox_due, so a long backlog is read in order, not sorted.
+            OutboxMessage.status.in_(_OPEN),
+            OutboxMessage.next_attempt_at <= now,
+            or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
+            or_(OutboxMessage.ordering_key.is_(None), ~waits_for_earlier),
+        )
+        .order_by(OutboxMessage.next_attempt_at)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True, of=OutboxMessage)
+    )
+    claim = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(due.scalar_subquery()))
+        .values(locked_until=bindparam("until", type_=UTCDateTime()), locked_by=bindparam("worker_id"))
+        .returning(OutboxMessage)
+    )
+    return select(OutboxMessage).from_statement(claim).execution_options(populate_existing=True)
+
+
+_CLAIM = _claim_statement()
+
+
 async def claim_due_messages(
     database: Database,
     *,
@@ -77,36 +113,43 @@ async def claim_due_messages(
     now: datetime | None = None,
 ) -> list[OutboxMessage]:
     now = now or utcnow()
-    earlier = aliased(OutboxMessage)
-    waits_for_earlier = exists().where(
-        earlier.ordering_key == OutboxMessage.ordering_key,
-        earlier.created_at < OutboxMessage.created_at,
-        earlier.status.in_(_OPEN),
-        earlier.created_at > now - order_wait,
-    )
-    due = (
-        select(OutboxMessage.id)
-        .where(
-            OutboxMessage.status.in_(_OPEN),
-            OutboxMessage.next_attempt_at <= now,
-            or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
-            or_(OutboxMessage.ordering_key.is_(None), ~waits_for_earlier),
-        )
-        .order_by(OutboxMessage.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=OutboxMessage)
-    )
-    claim = (
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(due.scalar_subquery()))
-        .values(locked_until=now + claim_for, locked_by=worker_id)
-        .returning(OutboxMessage)
-    )
+    params = {
+        "now": now,
+        "order_wait_cutoff": now - order_wait,
+        "limit": limit,
+        "until": now + claim_for,
+        "worker_id": worker_id,
+    }
     async with database.session(write=True) as session:
-        claimed = await session.scalars(
-            select(OutboxMessage).from_statement(claim).execution_options(populate_existing=True)
+        return list(await session.scalars(_CLAIM, params))
+
+
+async def record_sent(database: Database, messages: list[OutboxMessage], *, worker_id: str) -> int:
+    """Mark a batch's delivered rows sent in one statement (still only the rows we hold)."""
+    if not messages:
+        return 0
+    now = utcnow()
+    async with database.session(write=True) as session:
+        written = await session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_([message.id for message in messages]),
+                OutboxMessage.locked_by == worker_id,
+            )
+            .values(
+                status=OutboxStatus.SENT,
+                sent_at=now,
+                attempts=OutboxMessage.attempts + 1,
+                last_error=None,
+                locked_until=None,
+                locked_by=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
         )
-        return list(claimed)
+    for message in messages:
+        OUTBOX_DELIVERIES.labels(channel=message.channel.value, result="sent").inc()
+    return int(getattr(written, "rowcount", 0) or 0)
 
 
 async def record_outcome(
@@ -192,7 +235,9 @@ class OutboxDispatcher:
         self._limit = asyncio.Semaphore(concurrency)
         self._rng = random.Random()  # noqa: S311 (jitter, not secrecy)
 
-    async def _deliver_one(self, message: OutboxMessage) -> str:
+    async def _deliver_one(self, message: OutboxMessage) -> DeliveryOutcome:
+        """Deliver; a failure is recorded at once (its retry time is its own), a success is
+        returned to be recorded with the batch's other successes in one statement."""
         async with self._limit:
             channel = self.channels.get(message.channel)
             if channel is None:
@@ -205,9 +250,9 @@ class OutboxDispatcher:
                         "outbox_channel_failed", outbox_id=message.id, channel=message.channel.value
                     )
                     outcome = DeliveryOutcome.failed(f"{type(exc).__name__}: {exc}")
-            return await record_outcome(
-                self.database, message, outcome, worker_id=self.worker_id, rng=self._rng
-            )
+            if not outcome.ok:
+                await record_outcome(self.database, message, outcome, worker_id=self.worker_id, rng=self._rng)
+            return outcome
 
     async def process_batch(self, stop: asyncio.Event) -> int:
         """Claim and deliver one batch; returns how many rows were claimed. When `stop` is set while
@@ -223,14 +268,10 @@ class OutboxDispatcher:
         )
         if not messages:
             return 0
-        tasks: dict[asyncio.Task[object], OutboxMessage] = {
-            asyncio.create_task(self._deliver_one(message)): message for message in messages
-        }
-        stopping: asyncio.Task[object] = asyncio.create_task(stop.wait())
-        pending: set[asyncio.Task[object]] = set(tasks)
-        while pending and not stopping.done():
-            _, pending = await asyncio.wait(pending | {stopping}, return_when=asyncio.FIRST_COMPLETED)
-            pending.discard(stopping)
+        tasks = {asyncio.create_task(self._deliver_one(message)): message for message in messages}
+        everything: asyncio.Future[Any] = asyncio.gather(*tasks)
+        stopping: asyncio.Future[Any] = asyncio.create_task(stop.wait())
+        await asyncio.wait([everything, stopping], return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         unfinished = [task for task in tasks if not task.done()]
         if unfinished:
@@ -241,4 +282,11 @@ class OutboxDispatcher:
             await release_claims(
                 self.database, worker_id=self.worker_id, message_ids=[tasks[task].id for task in still]
             )
+        await asyncio.gather(everything, return_exceptions=True)
+        delivered = [
+            message
+            for task, message in tasks.items()
+            if not task.cancelled() and task.exception() is None and task.result().ok
+        ]
+        await record_sent(self.database, delivered, worker_id=self.worker_id)
         return len(messages)

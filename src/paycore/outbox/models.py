@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, String, Text, UniqueConstraint
+from sqlalchemy import Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from paycore.db import Base, created_column, id_column, tenant_column, updated_column
@@ -33,6 +33,13 @@ class OutboxMessage(Base):
         Index(None, "status", "next_attempt_at"),
         Index(None, "tenant_id", "created_at"),
         Index(None, "ordering_key", "created_at"),
+        # The claim's index: only rows still to deliver, in due order (sent rows pile up forever).
+        Index(
+            "ix_outbox_due",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('pending', 'retrying')"),
+            sqlite_where=text("status IN ('pending', 'retrying')"),
+        ),
     )
 
     id: Mapped[str] = id_column("msg")
