@@ -365,3 +365,43 @@ class TestEmail:
         ).process_batch(asyncio.Event())
         (mail,) = received
         assert mail["Subject"] == f"Thanks from Acme Shop for {bought['order']['number']}"
+
+
+class TestOpsAlerts:
+    async def test_alerts_reach_the_tenant_owners_and_the_operator(
+        self, db: Database, client: httpx.AsyncClient, smtp_server: tuple[int, list[Message]]
+    ) -> None:
+        from paycore.auth.service import create_owner
+        from paycore.outbox.channels.email import OpsAlertChannel
+        from paycore.tenancy.models import Tenant
+        from tests.factories import TEST_ACTOR
+
+        port, received = smtp_server
+        settings = make_settings(
+            database_url=db.engine.url.render_as_string(hide_password=False),
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_security="none",
+            ops_alert_email="ops@platform.example",
+        )
+        shop = await open_shop(db)
+        async with db.session() as session:
+            tenant = await session.get(Tenant, shop.tenant_id)
+            assert tenant is not None
+            await create_owner(
+                session,
+                tenant=tenant,
+                email="owner@shop.example",
+                password="violet-orbit-tundra-42",
+                actor=TEST_ACTOR,
+            )
+        product = await create_product(client, shop, price=2000)
+        bought = await buy(client, shop, product["id"])
+        await confirm(client, bought["payment"]["id"], amount_delta=-1)  # an amount mismatch: an ops alert
+        await deliver(db, make_settings(database_url=settings.database_url), client)
+        email = EmailChannel(settings, db)
+        channels = {OutboxChannel.OPS_ALERT: OpsAlertChannel(settings, email, db)}
+        await OutboxDispatcher(db, channels, settings, worker_id="w").process_batch(asyncio.Event())
+        (mail,) = received
+        assert mail["To"] == "owner@shop.example, ops@platform.example"
+        assert "amount_mismatch" in mail["Subject"]

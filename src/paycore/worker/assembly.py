@@ -30,7 +30,7 @@ def build_channels(
     email = EmailChannel(settings, database)
     return {
         OutboxChannel.EMAIL: email,
-        OutboxChannel.OPS_ALERT: OpsAlertChannel(settings, email),
+        OutboxChannel.OPS_ALERT: OpsAlertChannel(settings, email, database),
         OutboxChannel.WHATSAPP: WhatsAppChannel(settings, http),
         OutboxChannel.MERCHANT_WEBHOOK: MerchantWebhookChannel(settings, database, http),
     }

@@ -15,7 +15,9 @@ from typing import Any
 
 import aiosmtplib
 from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import select
 
+from paycore.auth.models import User, UserRole
 from paycore.config import Settings
 from paycore.db import Database
 from paycore.logging import get_logger
@@ -150,17 +152,32 @@ class EmailChannel:
 
 
 class OpsAlertChannel:
-    """Ops alerts go by email to `PAYCORE_OPS_ALERT_EMAIL`, or to the log at warning level."""
+    """Ops alerts go by email to the tenant's owners and to `PAYCORE_OPS_ALERT_EMAIL` (the platform's
+    operator); with neither, to the log at warning level."""
 
     channel = OutboxChannel.OPS_ALERT
 
-    def __init__(self, settings: Settings, email: EmailChannel) -> None:
+    def __init__(self, settings: Settings, email: EmailChannel, database: Database) -> None:
         self._settings = settings
         self._email = email
+        self._database = database
+
+    async def _recipients(self, tenant_id: str) -> list[str]:
+        async with self._database.session(write=False) as session:
+            owners = await session.scalars(
+                select(User.email)
+                .where(User.tenant_id == tenant_id, User.role == UserRole.OWNER)
+                .order_by(User.email)
+            )
+            recipients = list(owners)
+        if self._settings.ops_alert_email:
+            recipients.append(self._settings.ops_alert_email)
+        return recipients
 
     async def deliver(self, message: OutboxMessage) -> DeliveryOutcome:
         payload = message.payload
-        if self._settings.ops_alert_email is None:
+        recipients = await self._recipients(message.tenant_id)
+        if not recipients:
             log.warning(
                 "ops_alert",
                 code=payload.get("code"),
@@ -168,10 +185,10 @@ class OpsAlertChannel:
                 details=payload.get("details"),
                 tenant_id=message.tenant_id,
             )
-            return DeliveryOutcome.delivered("logged (no PAYCORE_OPS_ALERT_EMAIL)")
+            return DeliveryOutcome.delivered("logged (no owner account and no PAYCORE_OPS_ALERT_EMAIL)")
         rendered = await self._email.render(
             template="ops_alert",
-            to=self._settings.ops_alert_email,
+            to=", ".join(recipients),
             tenant_id=message.tenant_id,
             payload={"details": {}, **payload},
         )
