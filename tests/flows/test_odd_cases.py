@@ -219,7 +219,7 @@ class TestLatePayments:
         assert [r["status"] for r in late["refunds"]] == ["pending"]
 
         registry = build_registry(settings, db)
-        assert await submit_pending_refunds(db, registry, settings) == 1
+        assert await submit_pending_refunds(db, registry) == 1
         await deliver(db, settings, client)  # the sandbox's refund.succeeded webhook: a no-op now
         refunded = await order(client, shop, first["order"]["id"])
         assert refunded["status"] == "refunded"
@@ -258,7 +258,7 @@ class TestLatePayments:
         assert (await client.post(f"/webhooks/sandbox/{shop.slug}", **request)).status_code == 200
         detail = await order(client, shop, bought["order"]["id"])
         assert detail["status"] == "fulfilled"
-        assert [(r["amount"], r["reason"]) for r in detail["refunds"]] == [(700, "duplicate_payment")]
+        assert [(r["amount"], r["kind"]) for r in detail["refunds"]] == [(700, "duplicate_payment")]
         assert "duplicate_payment" in await outbox_topics(db, shop.tenant_id, OutboxChannel.OPS_ALERT)
 
 
@@ -359,3 +359,68 @@ class TestRefunds:
         )
         assert response.status_code == 409
         assert response.json()["error"]["code"] == "invalid_transition"
+
+
+class TestReviewFindings:
+    async def test_a_merchant_reason_never_decides_how_a_refund_is_booked(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        product = await create_product(client, shop, price=2500, kind="digital", stock=None)
+        bought = await buy(client, shop, product["id"])
+        await confirm(client, bought["payment"]["id"])
+        await deliver(db, settings, client)
+        refund = await client.post(
+            f"/v1/orders/{bought['order']['id']}/refunds",
+            json={"reason": "duplicate_payment"},
+            headers=shop.secret,
+        )
+        assert (refund.status_code, refund.json()["kind"]) == (201, "requested")
+        detail = await order(client, shop, bought["order"]["id"])
+        assert (detail["status"], detail["amount_refunded"]) == ("refunded", 2500)
+        again = await client.post(f"/v1/orders/{bought['order']['id']}/refunds", json={}, headers=shop.secret)
+        assert again.status_code == 409  # nothing left: the order is refunded
+
+    async def test_a_second_charge_on_a_paid_attempt_is_recorded_and_refunded(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        product = await create_product(client, shop, price=1100)
+        bought = await buy(client, shop, product["id"])
+        await confirm(client, bought["payment"]["id"])
+        await deliver(db, settings, client)
+        second = payment_event(bought["payment"]["id"], event_id="sbevt_second_charge", amount=1100)
+        second["data"]["payment"]["id"] = "sbpay_another_charge"
+        response = await client.post(f"/webhooks/sandbox/{shop.slug}", **signed(settings, shop, second))
+        assert response.json()["result"] == "applied"
+        detail = await order(client, shop, bought["order"]["id"])
+        assert detail["status"] == "fulfilled"
+        assert [p["status"] for p in detail["payments"]] == ["succeeded", "succeeded"]
+        assert [(r["amount"], r["kind"]) for r in detail["refunds"]] == [(1100, "duplicate_payment")]
+        assert "duplicate_payment" in await outbox_topics(db, shop.tenant_id, OutboxChannel.OPS_ALERT)
+
+    async def test_a_refund_is_asked_for_once_at_a_time(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        from sqlalchemy import update
+
+        from paycore.payments.models import Refund
+        from paycore.payments.refunds import SUBMISSION_CLAIM
+
+        product = await create_product(client, shop, price=1200, stock=1)
+        first = await buy(client, shop, product["id"])
+        await expire_due_orders(db, now=utcnow() + timedelta(minutes=31))
+        second = await buy(client, shop, product["id"])
+        await confirm(client, second["payment"]["id"])
+        await confirm(client, first["payment"]["id"])
+        await deliver(db, settings, client)  # the first order's late payment gets an automatic refund
+        registry = build_registry(settings, db)
+        async with db.session() as session:
+            # As if a worker had just claimed it and were talking to the provider right now.
+            await session.execute(update(Refund).values(submitted_at=utcnow()))
+        assert await submit_pending_refunds(db, registry) == 0
+        async with db.session() as session:
+            # That worker died: its claim runs out and the refund is asked for again.
+            await session.execute(
+                update(Refund).values(submitted_at=utcnow() - SUBMISSION_CLAIM - timedelta(seconds=1))
+            )
+        assert await submit_pending_refunds(db, registry) == 1
+        assert (await order(client, shop, first["order"]["id"]))["status"] == "refunded"

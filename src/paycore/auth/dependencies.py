@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -87,12 +88,20 @@ SecretKeyDep = Annotated[TenantContext, Depends(require_secret_key)]
 StorefrontKeyDep = AnyKeyDep
 
 
-async def require_ops_scope(context: SecretKeyDep) -> TenantContext:
-    if Scope.OPS not in context.scopes:
-        raise PermissionDenied(
-            "This endpoint needs a secret key with the ops scope.", code="insufficient_scope"
-        )
-    return context
+def _requiring(scope: Scope) -> Callable[[TenantContext], Awaitable[TenantContext]]:
+    async def require(context: SecretKeyDep) -> TenantContext:
+        if scope not in context.scopes:
+            raise PermissionDenied(
+                f"This API key lacks the {scope.value} scope this endpoint needs.", code="insufficient_scope"
+            )
+        return context
+
+    return require
 
 
-OpsKeyDep = Annotated[TenantContext, Depends(require_ops_scope)]
+# Every merchant route declares what it needs: reads `read`, writes `write`, refunds `refunds`,
+# the ops summary `ops`. A key made for a dashboard (read, ops) can look but not touch.
+ReadKeyDep = Annotated[TenantContext, Depends(_requiring(Scope.READ))]
+WriteKeyDep = Annotated[TenantContext, Depends(_requiring(Scope.WRITE))]
+RefundsKeyDep = Annotated[TenantContext, Depends(_requiring(Scope.REFUNDS))]
+OpsKeyDep = Annotated[TenantContext, Depends(_requiring(Scope.OPS))]

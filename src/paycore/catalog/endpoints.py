@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from paycore.auth.dependencies import SecretKeyDep, StorefrontKeyDep
+from paycore.auth.dependencies import ReadKeyDep, StorefrontKeyDep, WriteKeyDep
 from paycore.catalog import service
 from paycore.catalog.models import Inventory, Product, PromoCode
 from paycore.catalog.schemas import (
@@ -70,7 +70,7 @@ def promo_out(promo: PromoCode) -> PromoCodeOut:
 
 
 @router.post("/products", status_code=status.HTTP_201_CREATED, summary="Create a product")
-async def create_product(body: ProductCreate, context: SecretKeyDep, session: WriteSessionDep) -> ProductOut:
+async def create_product(body: ProductCreate, context: WriteKeyDep, session: WriteSessionDep) -> ProductOut:
     product = await service.create_product(
         session,
         context,
@@ -88,7 +88,7 @@ async def create_product(body: ProductCreate, context: SecretKeyDep, session: Wr
 
 @router.get("/products", summary="List products, newest first")
 async def list_products(
-    context: SecretKeyDep,
+    context: ReadKeyDep,
     session: ReadSessionDep,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
@@ -100,13 +100,13 @@ async def list_products(
 
 
 @router.get("/products/{product_id}", summary="Retrieve a product")
-async def read_product(product_id: str, context: SecretKeyDep, session: ReadSessionDep) -> ProductOut:
+async def read_product(product_id: str, context: ReadKeyDep, session: ReadSessionDep) -> ProductOut:
     return product_out(await service.get_product(session, context, product_id))
 
 
 @router.patch("/products/{product_id}", summary="Change a product")
 async def update_product(
-    product_id: str, body: ProductUpdate, context: SecretKeyDep, session: WriteSessionDep
+    product_id: str, body: ProductUpdate, context: WriteKeyDep, session: WriteSessionDep
 ) -> ProductOut:
     changes = body.model_dump(exclude_unset=True)
     if "fulfillment" in changes and body.fulfillment is not None:
@@ -115,33 +115,33 @@ async def update_product(
 
 
 @router.delete("/products/{product_id}", summary="Delete a product (soft: kept for past orders)")
-async def delete_product(product_id: str, context: SecretKeyDep, session: WriteSessionDep) -> ProductOut:
+async def delete_product(product_id: str, context: WriteKeyDep, session: WriteSessionDep) -> ProductOut:
     return product_out(await service.delete_product(session, context, product_id))
 
 
 @router.put("/products/{product_id}/inventory", summary="Set the units on hand")
 async def set_inventory(
-    product_id: str, body: InventoryIn, context: SecretKeyDep, session: WriteSessionDep
+    product_id: str, body: InventoryIn, context: WriteKeyDep, session: WriteSessionDep
 ) -> InventoryOut:
     inventory = await service.set_inventory(session, context, product_id, body.on_hand)
     return inventory_out(product_id, inventory)
 
 
 @router.get("/products/{product_id}/inventory", summary="Units on hand, reserved and available")
-async def read_inventory(product_id: str, context: SecretKeyDep, session: ReadSessionDep) -> InventoryOut:
+async def read_inventory(product_id: str, context: ReadKeyDep, session: ReadSessionDep) -> InventoryOut:
     return inventory_out(product_id, await service.get_inventory(session, context, product_id))
 
 
 @router.post("/promo_codes", status_code=status.HTTP_201_CREATED, summary="Create a promo code")
 async def create_promo_code(
-    body: PromoCodeCreate, context: SecretKeyDep, session: WriteSessionDep
+    body: PromoCodeCreate, context: WriteKeyDep, session: WriteSessionDep
 ) -> PromoCodeOut:
     return promo_out(await service.create_promo_code(session, context, body))
 
 
 @router.get("/promo_codes", summary="List promo codes, newest first")
 async def list_promo_codes(
-    context: SecretKeyDep,
+    context: ReadKeyDep,
     session: ReadSessionDep,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from paycore.auth.dependencies import SecretKeyDep
+from paycore.auth.dependencies import ReadKeyDep
 from paycore.customers import service
 from paycore.customers.models import Customer
 from paycore.customers.schemas import CustomerOut, EntitlementOut
@@ -30,7 +30,7 @@ def customer_out(customer: Customer, spend: dict[str, int]) -> CustomerOut:
 
 @router.get("/customers", summary="List customers, newest first")
 async def list_customers(
-    context: SecretKeyDep,
+    context: ReadKeyDep,
     session: ReadSessionDep,
     email: Annotated[str | None, Query(max_length=320)] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
@@ -46,7 +46,7 @@ async def list_customers(
 
 
 @router.get("/customers/{customer_id}", summary="A customer with their totals")
-async def read_customer(customer_id: str, context: SecretKeyDep, session: ReadSessionDep) -> CustomerOut:
+async def read_customer(customer_id: str, context: ReadKeyDep, session: ReadSessionDep) -> CustomerOut:
     customer = await service.get_customer(session, context, customer_id)
     spend = await service.spend_by_currency(session, [customer.id])
     return customer_out(customer, spend[customer.id])
@@ -54,7 +54,7 @@ async def read_customer(customer_id: str, context: SecretKeyDep, session: ReadSe
 
 @router.get("/entitlements", summary="What a customer may access (digital products, courses)")
 async def read_entitlements(
-    context: SecretKeyDep,
+    context: ReadKeyDep,
     session: ReadSessionDep,
     customer_email: Annotated[str, Query(min_length=3, max_length=320)],
     include_revoked: bool = False,

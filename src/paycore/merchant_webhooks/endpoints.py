@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter, status
 
-from paycore.auth.dependencies import SecretKeyDep
+from paycore.auth.dependencies import ReadKeyDep, WriteKeyDep
 from paycore.dependencies import ReadSessionDep, SettingsDep, WriteSessionDep
 from paycore.merchant_webhooks import service
 from paycore.merchant_webhooks.models import WebhookAttempt, WebhookEndpoint
@@ -46,7 +46,7 @@ def attempt_out(attempt: WebhookAttempt) -> AttemptOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Add an endpoint (its secret is shown once)")
 async def create_endpoint(
-    body: EndpointCreate, context: SecretKeyDep, session: WriteSessionDep, settings: SettingsDep
+    body: EndpointCreate, context: WriteKeyDep, session: WriteSessionDep, settings: SettingsDep
 ) -> EndpointOut:
     endpoint = await service.create_endpoint(
         session, context, settings, url=body.url, events=body.events, description=body.description
@@ -56,7 +56,7 @@ async def create_endpoint(
 
 @router.get("", summary="List endpoints")
 async def list_endpoints(
-    context: SecretKeyDep,
+    context: ReadKeyDep,
     session: ReadSessionDep,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
@@ -68,23 +68,23 @@ async def list_endpoints(
 
 
 @router.get("/{endpoint_id}", summary="Retrieve an endpoint")
-async def read_endpoint(endpoint_id: str, context: SecretKeyDep, session: ReadSessionDep) -> EndpointOut:
+async def read_endpoint(endpoint_id: str, context: ReadKeyDep, session: ReadSessionDep) -> EndpointOut:
     return endpoint_out(await service.get_endpoint(session, context, endpoint_id))
 
 
 @router.delete("/{endpoint_id}", summary="Delete an endpoint (no more deliveries to it)")
-async def delete_endpoint(endpoint_id: str, context: SecretKeyDep, session: WriteSessionDep) -> EndpointOut:
+async def delete_endpoint(endpoint_id: str, context: WriteKeyDep, session: WriteSessionDep) -> EndpointOut:
     return endpoint_out(await service.delete_endpoint(session, context, endpoint_id))
 
 
 @router.post("/{endpoint_id}/enable", summary="Re-enable an endpoint that was disabled")
-async def enable_endpoint(endpoint_id: str, context: SecretKeyDep, session: WriteSessionDep) -> EndpointOut:
+async def enable_endpoint(endpoint_id: str, context: WriteKeyDep, session: WriteSessionDep) -> EndpointOut:
     return endpoint_out(await service.enable_endpoint(session, context, endpoint_id))
 
 
 @router.post("/{endpoint_id}/rotate_secret", summary="New secret; the old one keeps signing for a while")
 async def rotate_secret(
-    endpoint_id: str, body: RotateSecretIn, context: SecretKeyDep, session: WriteSessionDep
+    endpoint_id: str, body: RotateSecretIn, context: WriteKeyDep, session: WriteSessionDep
 ) -> EndpointOut:
     endpoint = await service.rotate_secret(
         session, context, endpoint_id, previous_valid=timedelta(hours=body.previous_secret_valid_hours)
@@ -95,7 +95,7 @@ async def rotate_secret(
 @router.get("/{endpoint_id}/attempts", summary="Delivery attempts to this endpoint, newest first")
 async def list_attempts(
     endpoint_id: str,
-    context: SecretKeyDep,
+    context: ReadKeyDep,
     session: ReadSessionDep,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,

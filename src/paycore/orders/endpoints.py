@@ -5,10 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime
 
-from paycore.auth.dependencies import SecretKeyDep
+from paycore.auth.dependencies import ReadKeyDep, RefundsKeyDep, WriteKeyDep
 from paycore.checkout.endpoints import payment_out
 from paycore.checkout.schemas import OrderLineOut
-from paycore.dependencies import DatabaseDep, ReadSessionDep, RegistryDep, SettingsDep, WriteSessionDep
+from paycore.dependencies import DatabaseDep, ReadSessionDep, RegistryDep, WriteSessionDep
 from paycore.orders import service
 from paycore.orders.models import Order
 from paycore.orders.schemas import OrderDetailOut, OrderOut, RefundIn, RefundOut, TimelineEntry
@@ -51,6 +51,7 @@ def refund_out(refund: Refund) -> RefundOut:
         amount=refund.amount,
         currency=refund.currency,
         status=refund.status,
+        kind=refund.kind,
         reason=refund.reason,
         failure_reason=refund.failure_reason,
         created=refund.created_at,
@@ -59,7 +60,7 @@ def refund_out(refund: Refund) -> RefundOut:
 
 @router.get("", summary="List orders, newest first")
 async def list_orders(
-    context: SecretKeyDep,
+    context: ReadKeyDep,
     session: ReadSessionDep,
     status_filter: Annotated[OrderStatus | None, Query(alias="status")] = None,
     customer_email: Annotated[str | None, Query(max_length=320)] = None,
@@ -87,7 +88,7 @@ async def list_orders(
 
 
 @router.get("/{order_id}", summary="An order with its lines, payments, refunds and timeline")
-async def read_order(order_id: str, context: SecretKeyDep, session: ReadSessionDep) -> OrderDetailOut:
+async def read_order(order_id: str, context: ReadKeyDep, session: ReadSessionDep) -> OrderDetailOut:
     detail = await service.order_detail(session, context, order_id)
     return OrderDetailOut.model_validate(
         {
@@ -120,7 +121,7 @@ async def read_order(order_id: str, context: SecretKeyDep, session: ReadSessionD
 
 
 @router.post("/{order_id}/cancel", summary="Cancel an unpaid order (releases its stock)")
-async def cancel_order(order_id: str, context: SecretKeyDep, session: WriteSessionDep) -> OrderOut:
+async def cancel_order(order_id: str, context: WriteKeyDep, session: WriteSessionDep) -> OrderOut:
     order = await service.cancel_order(session, context, order_id)
     return OrderOut.model_validate(order_fields(order))
 
@@ -133,12 +134,11 @@ async def cancel_order(order_id: str, context: SecretKeyDep, session: WriteSessi
 async def refund_order(
     order_id: str,
     body: RefundIn,
-    context: SecretKeyDep,
+    context: RefundsKeyDep,
     database: DatabaseDep,
     registry: RegistryDep,
-    settings: SettingsDep,
 ) -> RefundOut:
     refund = await request_refund(
-        database, registry, settings, context, order_id=order_id, amount=body.amount, reason=body.reason
+        database, registry, context, order_id=order_id, amount=body.amount, reason=body.reason
     )
     return refund_out(refund)

@@ -27,6 +27,9 @@ class Order(Base):
     livemode: Mapped[bool]
     number: Mapped[str] = mapped_column(String(20))
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    # The phone given at this checkout: order messages go there, never to a number someone else
+    # attached to the customer's email later.
+    contact_phone: Mapped[str | None] = mapped_column(String(32))
     cart_id: Mapped[str | None] = mapped_column(String(40))
     status: Mapped[OrderStatus] = mapped_column(default=OrderStatus.PENDING_PAYMENT)
     currency: Mapped[str] = mapped_column(String(3))

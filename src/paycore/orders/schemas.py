@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from paycore.checkout.schemas import OrderLineOut, PaymentOut
 from paycore.orders.states import OrderStatus, RefundStatus
+from paycore.payments.models import RefundKind
 from paycore.schemas import StrictInput
 
 
@@ -24,6 +25,7 @@ class RefundOut(BaseModel):
     amount: int
     currency: str
     status: RefundStatus
+    kind: RefundKind = Field(description="requested, late_payment, duplicate_payment or provider.")
     reason: str | None
     failure_reason: str | None
     created: datetime

@@ -28,15 +28,16 @@ from paycore.orders.models import Order
 from paycore.orders.states import AttemptStatus, OrderStatus, can_move_attempt
 from paycore.orders.transitions import lock_order, order_snapshot
 from paycore.outbox.service import alert_ops, emit_merchant_event
-from paycore.payments.models import EventResult, PaymentAttempt, Refund
+from paycore.payments.models import EventResult, PaymentAttempt, Refund, RefundKind
 from paycore.payments.providers.base import NeutralEvent, NeutralKind
 from paycore.payments.refunds import (
-    DUPLICATE_PAYMENT,
-    LATE_PAYMENT_OUT_OF_STOCK,
     add_refund,
     fail_refund,
     settle_refund,
 )
+
+# The review reason of an order paid too late to have stock left.
+LATE_PAYMENT_OUT_OF_STOCK = "late_payment_out_of_stock"
 
 # Orders that already hold (or held) their money: another payment for them is a duplicate.
 _ALREADY_SETTLED = frozenset(
@@ -106,6 +107,10 @@ async def _payment_succeeded(
     settings: Settings,
 ) -> ApplyOutcome:
     if attempt.status is AttemptStatus.SUCCEEDED:
+        if event.payment_ref and attempt.provider_ref and event.payment_ref != attempt.provider_ref:
+            # A different charge at the provider for the same attempt (two payment sessions, say):
+            # real money the order does not need. Record it as its own payment, then give it back.
+            return await _another_charge(session, attempt, event, actor=actor, now=now)
         return ApplyOutcome(EventResult.IGNORED, "attempt already succeeded")
     order = await lock_order(session, order_id=attempt.order_id, tenant_id=attempt.tenant_id)
     received = event.amount
@@ -184,10 +189,38 @@ async def _payment_succeeded(
             order=order,
             attempt=attempt,
             amount=received_amount,
-            reason=LATE_PAYMENT_OUT_OF_STOCK,
+            kind=RefundKind.LATE_PAYMENT,
+            reason=None,
             actor=actor,
         )
     return ApplyOutcome(EventResult.APPLIED, "late payment without stock: order in review")
+
+
+async def _another_charge(
+    session: AsyncSession, attempt: PaymentAttempt, event: NeutralEvent, *, actor: Actor, now: datetime
+) -> ApplyOutcome:
+    order = await lock_order(session, order_id=attempt.order_id, tenant_id=attempt.tenant_id)
+    received = event.amount
+    extra = PaymentAttempt(
+        tenant_id=attempt.tenant_id,
+        livemode=attempt.livemode,
+        order_id=attempt.order_id,
+        provider=attempt.provider,
+        provider_ref=event.payment_ref,
+        amount=attempt.amount,
+        currency=attempt.currency,
+        amount_received=received.amount
+        if received is not None and received.currency == attempt.currency
+        else 0,
+        status=AttemptStatus.SUCCEEDED,
+        succeeded_at=now,
+    )
+    session.add(extra)
+    await session.flush()
+    _audit_attempt(
+        session, extra, "succeeded", actor, {"amount": extra.amount_received, "second_charge": True}
+    )
+    return await _money_the_order_does_not_need(session, order, extra, actor=actor)
 
 
 async def _money_the_order_does_not_need(
@@ -199,7 +232,7 @@ async def _money_the_order_does_not_need(
         session,
         tenant_id=order.tenant_id,
         livemode=order.livemode,
-        code=DUPLICATE_PAYMENT,
+        code=RefundKind.DUPLICATE_PAYMENT.value,
         message=f"Order {order.number} received a second payment ({attempt.id}); it is being refunded.",
         subject_key=attempt.id,
         details={
@@ -211,7 +244,13 @@ async def _money_the_order_does_not_need(
     )
     if amount > 0:
         add_refund(
-            session, order=order, attempt=attempt, amount=amount, reason=DUPLICATE_PAYMENT, actor=actor
+            session,
+            order=order,
+            attempt=attempt,
+            amount=amount,
+            kind=RefundKind.DUPLICATE_PAYMENT,
+            reason=None,
+            actor=actor,
         )
     return ApplyOutcome(EventResult.APPLIED, "duplicate payment recorded and refunded")
 
@@ -282,7 +321,13 @@ async def _refund_event(
         # Refunded at the provider directly: record it so the books agree with the provider.
         order = await lock_order(session, order_id=attempt.order_id, tenant_id=tenant_id)
         refund = add_refund(
-            session, order=order, attempt=attempt, amount=event.amount.amount, reason="provider", actor=actor
+            session,
+            order=order,
+            attempt=attempt,
+            amount=event.amount.amount,
+            kind=RefundKind.PROVIDER,
+            reason="refunded at the provider",
+            actor=actor,
         )
         refund.provider_ref = event.refund_ref
         await session.flush()

@@ -11,6 +11,15 @@ from paycore.db import Base, created_column, id_column, tenant_column, updated_c
 from paycore.orders.states import AttemptStatus, RefundStatus
 
 
+class RefundKind(StrEnum):
+    """Why a refund exists. Internal kinds decide how it is booked; the merchant's `reason` is text."""
+
+    REQUESTED = "requested"  # asked for by the merchant: counts against the order
+    LATE_PAYMENT = "late_payment"  # money for an order that could not be fulfilled: counts
+    DUPLICATE_PAYMENT = "duplicate_payment"  # a second charge: does not touch the order's sums
+    PROVIDER = "provider"  # made in the provider's dashboard, learned from its webhook: counts
+
+
 class EventResult(StrEnum):
     APPLIED = "applied"
     IGNORED = "ignored"
@@ -64,9 +73,11 @@ class Refund(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[RefundStatus] = mapped_column(default=RefundStatus.PENDING)
+    kind: Mapped[RefundKind] = mapped_column(default=RefundKind.REQUESTED)
     reason: Mapped[str | None] = mapped_column(String(200))
     failure_reason: Mapped[str | None] = mapped_column(String(500))
-    # Set when the provider has been asked; a pending refund without it is still to be submitted.
+    # Set by whoever is asking the provider (a claim): a pending refund without it is still to be
+    # submitted, one whose claim is old was interrupted and is asked again (idempotent on our id).
     submitted_at: Mapped[datetime | None]
     succeeded_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_column()

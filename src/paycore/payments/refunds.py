@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.audit.service import Actor, record_audit
 from paycore.auth.context import TenantContext
 from paycore.clock import utcnow
-from paycore.config import Settings
 from paycore.db import Database
 from paycore.errors import InvalidRequest, NotFound
 from paycore.logging import get_logger
@@ -22,16 +20,16 @@ from paycore.orders.models import Order
 from paycore.orders.states import REFUNDABLE, AttemptStatus, InvalidTransition, RefundStatus, can_move_refund
 from paycore.orders.transitions import lock_order
 from paycore.outbox.service import alert_ops, emit_merchant_event
-from paycore.payments.models import PaymentAttempt, Refund
-from paycore.payments.providers.base import ProviderAccount, ProviderUnavailable, RefundOutcome, RefundState
+from paycore.payments.models import PaymentAttempt, Refund, RefundKind
+from paycore.payments.providers.base import ProviderAccount, RefundOutcome, RefundState
 from paycore.payments.providers.registry import ProviderRegistry
 from paycore.tenancy.models import Tenant
 
 log = get_logger(__name__)
 
-# Refunds of money that never paid the order: they do not change the order's refunded sum.
-DUPLICATE_PAYMENT = "duplicate_payment"
-LATE_PAYMENT_OUT_OF_STOCK = "late_payment_out_of_stock"
+# A claim on a refund's submission older than this was interrupted (a crash): ask again. Safe,
+# since providers refund once per refund id.
+SUBMISSION_CLAIM = timedelta(minutes=10)
 
 
 async def pending_refund_total(session: AsyncSession, order_id: str) -> int:
@@ -39,7 +37,7 @@ async def pending_refund_total(session: AsyncSession, order_id: str) -> int:
         select(func.coalesce(func.sum(Refund.amount), 0)).where(
             Refund.order_id == order_id,
             Refund.status == RefundStatus.PENDING,
-            Refund.reason.is_distinct_from(DUPLICATE_PAYMENT),
+            Refund.kind != RefundKind.DUPLICATE_PAYMENT,
         )
     )
     return int(total or 0)
@@ -63,6 +61,7 @@ def add_refund(
     order: Order,
     attempt: PaymentAttempt,
     amount: int,
+    kind: RefundKind,
     reason: str | None,
     actor: Actor,
 ) -> Refund:
@@ -74,6 +73,7 @@ def add_refund(
         provider=attempt.provider,
         amount=amount,
         currency=attempt.currency,
+        kind=kind,
         reason=reason,
     )
     session.add(refund)
@@ -84,7 +84,7 @@ def add_refund(
         entity_type="order",
         entity_id=order.id,
         tenant_id=order.tenant_id,
-        after={"refund": refund.id, "amount": amount, "reason": reason},
+        after={"refund": refund.id, "amount": amount, "kind": kind.value, "reason": reason},
     )
     return refund
 
@@ -99,7 +99,7 @@ async def settle_refund(
     refund.succeeded_at = now
     refund.provider_ref = refund.provider_ref or provider_ref
     order = await lock_order(session, order_id=refund.order_id, tenant_id=refund.tenant_id)
-    if refund.reason == DUPLICATE_PAYMENT:
+    if refund.kind is RefundKind.DUPLICATE_PAYMENT:
         record_audit(
             session,
             actor=actor,
@@ -164,11 +164,39 @@ async def apply_refund_outcome(
     return refund
 
 
+async def _claim_submission(database: Database, refund_id: str) -> bool:
+    """Only one caller asks the provider at a time: the request that made the refund, or the job."""
+    now = utcnow()
+    async with database.session(write=True) as session:
+        claimed = await session.execute(
+            update(Refund)
+            .where(
+                Refund.id == refund_id,
+                Refund.status == RefundStatus.PENDING,
+                or_(Refund.submitted_at.is_(None), Refund.submitted_at < now - SUBMISSION_CLAIM),
+            )
+            .values(submitted_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return bool(getattr(claimed, "rowcount", 0))
+
+
+async def _unclaim_submission(database: Database, refund_id: str) -> None:
+    async with database.session(write=True) as session:
+        await session.execute(
+            update(Refund)
+            .where(Refund.id == refund_id, Refund.status == RefundStatus.PENDING)
+            .values(submitted_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
 async def submit_refund(
-    database: Database, registry: ProviderRegistry, settings: Settings, refund_id: str, *, actor: Actor
+    database: Database, registry: ProviderRegistry, refund_id: str, *, actor: Actor
 ) -> Refund:
-    """Ask the provider (outside any transaction), then record its answer. A provider that cannot
-    be reached leaves the refund pending for `submit_pending_refunds` to retry."""
+    """Ask the provider (outside any transaction), then record its answer. When the provider
+    cannot be reached — or fails in a way we did not foresee — the refund stays pending and
+    `submit_pending_refunds` asks again; the provider refunds once per refund id."""
     async with database.session(write=False) as session:
         refund = await session.get(Refund, refund_id)
         assert refund is not None
@@ -176,6 +204,8 @@ async def submit_refund(
         tenant = await session.get(Tenant, refund.tenant_id)
         assert attempt is not None
         assert tenant is not None
+    if not await _claim_submission(database, refund_id):
+        return refund  # someone else is asking right now, or it is settled already
     provider = registry.get(refund.provider)
     account = ProviderAccount(tenant_id=tenant.id, tenant_slug=tenant.slug, livemode=refund.livemode)
     if attempt.provider_ref is None:
@@ -184,14 +214,12 @@ async def submit_refund(
         )
     else:
         try:
-            outcome = await asyncio.wait_for(
-                provider.refund(
-                    account, attempt.provider_ref, Money(refund.amount, refund.currency), refund.id
-                ),
-                settings.provider_timeout_seconds,
+            outcome = await provider.refund(
+                account, attempt.provider_ref, Money(refund.amount, refund.currency), refund.id
             )
-        except (ProviderUnavailable, TimeoutError) as exc:
+        except Exception as exc:  # noqa: BLE001 (never lose track of a refund: retry it later)
             log.warning("refund_submission_deferred", refund=refund.id, error=repr(exc))
+            await _unclaim_submission(database, refund_id)
             return refund
     async with database.session(write=True) as session:
         return await apply_refund_outcome(session, refund.id, outcome, actor=actor, now=utcnow())
@@ -200,7 +228,6 @@ async def submit_refund(
 async def request_refund(
     database: Database,
     registry: ProviderRegistry,
-    settings: Settings,
     context: TenantContext,
     *,
     order_id: str,
@@ -226,28 +253,33 @@ async def request_refund(
             )
         attempt = await paying_attempt(session, order)
         refund = add_refund(
-            session, order=order, attempt=attempt, amount=amount, reason=reason, actor=context.actor
+            session,
+            order=order,
+            attempt=attempt,
+            amount=amount,
+            kind=RefundKind.REQUESTED,
+            reason=reason,
+            actor=context.actor,
         )
         await session.flush()
         refund_id = refund.id
-    return await submit_refund(database, registry, settings, refund_id, actor=context.actor)
+    return await submit_refund(database, registry, refund_id, actor=context.actor)
 
 
-async def submit_pending_refunds(
-    database: Database, registry: ProviderRegistry, settings: Settings, *, limit: int = 50
-) -> int:
+async def submit_pending_refunds(database: Database, registry: ProviderRegistry, *, limit: int = 50) -> int:
     """Periodic job: refunds written but never answered by the provider (auto refunds, crashes)."""
     async with database.session(write=False) as session:
         refund_ids = list(
             await session.scalars(
                 select(Refund.id)
-                .where(Refund.status == RefundStatus.PENDING, Refund.submitted_at.is_(None))
+                .where(
+                    Refund.status == RefundStatus.PENDING,
+                    or_(Refund.submitted_at.is_(None), Refund.submitted_at < utcnow() - SUBMISSION_CLAIM),
+                )
                 .order_by(Refund.created_at)
                 .limit(limit)
             )
         )
     for refund_id in refund_ids:
-        await submit_refund(
-            database, registry, settings, refund_id, actor=Actor(name="system:submit_refunds")
-        )
+        await submit_refund(database, registry, refund_id, actor=Actor(name="system:submit_refunds"))
     return len(refund_ids)

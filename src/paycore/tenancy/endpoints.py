@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from paycore.auth.dependencies import SecretKeyDep
+from paycore.auth.dependencies import ReadKeyDep
 from paycore.dependencies import ReadSessionDep
 from paycore.tenancy.schemas import TenantOut
 from paycore.tenancy.service import get_tenant
@@ -11,7 +11,7 @@ router = APIRouter(prefix="/v1", tags=["tenant"])
 
 
 @router.get("/tenant", summary="The tenant the API key belongs to")
-async def read_tenant(context: SecretKeyDep, session: ReadSessionDep) -> TenantOut:
+async def read_tenant(context: ReadKeyDep, session: ReadSessionDep) -> TenantOut:
     tenant = await get_tenant(session, context.tenant_id)
     return TenantOut(
         id=tenant.id,

@@ -33,7 +33,7 @@ def periodic_jobs(settings: Settings, registry: ProviderRegistry) -> list[Period
         await retry_unapplied_events(database, registry, settings)
 
     async def submit_refunds(database: Database) -> None:
-        await submit_pending_refunds(database, registry, settings)
+        await submit_pending_refunds(database, registry)
 
     async def prune_idempotency_keys(database: Database) -> None:
         async with database.session(write=True) as session:
