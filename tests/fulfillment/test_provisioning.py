@@ -378,11 +378,37 @@ class TestHttpProvisioner:
         assert (await order(client, shop, paid["id"]))["status"] == "paid"
 
 
+async def as_live(db: Database, order_id: str) -> None:
+    """The fulfillment of a live-mode order. (A live order needs a live provider, which the test
+    suite does not have; the provisioning path is what is under test here.)"""
+    from sqlalchemy import update as sql_update
+
+    from paycore.fulfillment.models import Fulfillment
+
+    async with db.session() as session:
+        await session.execute(
+            sql_update(Fulfillment).where(Fulfillment.order_id == order_id).values(livemode=True)
+        )
+
+
 class TestPterodactyl:
+    async def test_test_mode_orders_never_create_servers(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        paid = await paid_order(client, db, settings, shop, {"provisioner": "pterodactyl", "server": SERVER})
+        panel = FakePanel()
+        async with fake_http(panel) as http:
+            assert await run_batch(dispatcher(db, settings, http)) == 1
+        row = await fulfillment_of(db, paid["id"])
+        assert panel.calls == []
+        assert (row.status, row.result_ref) == (FulfillmentStatus.SUCCEEDED, "test-mode:not-created")
+        assert (await order(client, shop, paid["id"]))["status"] == "fulfilled"
+
     async def test_creates_one_server_named_by_our_fulfillment(
         self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
     ) -> None:
         paid = await paid_order(client, db, settings, shop, {"provisioner": "pterodactyl", "server": SERVER})
+        await as_live(db, paid["id"])
         panel = FakePanel()
         async with fake_http(panel) as http:
             assert await run_batch(dispatcher(db, settings, http)) == 1
@@ -405,6 +431,7 @@ class TestPterodactyl:
         self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
     ) -> None:
         paid = await paid_order(client, db, settings, shop, {"provisioner": "pterodactyl", "server": SERVER})
+        await as_live(db, paid["id"])
         panel = FakePanel(timeout_after_create=True)
         async with fake_http(panel) as http:
             worker = dispatcher(db, settings, http)
@@ -489,3 +516,32 @@ class TestCircuitBreaker:
         assert breakers.states() == {HTTP_TARGET: "open"}
         rows = await fulfillments_of(db, first["id"]) + await fulfillments_of(db, second["id"])
         assert sorted((row.status.value, row.attempts) for row in rows) == [("pending", 0), ("retrying", 1)]
+
+    async def test_a_refusal_is_the_tenants_problem_not_the_hosts(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        paid = await paid_order(client, db, settings, shop, http_config())
+        assert settings.provisioner_secret is not None
+        endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value(), fail_with=400)
+        breakers = Breakers(failure_threshold=1, reset_seconds=60)
+        async with fake_http(endpoint) as http:
+            assert await run_batch(dispatcher(db, settings, http, breakers)) == 1
+        row = await fulfillment_of(db, paid["id"])
+        assert (row.status, row.attempts) == (FulfillmentStatus.RETRYING, 1)
+        assert breakers.states() == {HTTP_TARGET: "closed"}  # a 4xx says nothing about the host's health
+
+
+class TestRefundStopsProvisioning:
+    async def test_a_full_refund_cancels_what_was_not_made_yet(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        paid = await paid_order(client, db, settings, shop, http_config())
+        refund = await client.post(f"/v1/orders/{paid['id']}/refunds", json={}, headers=shop.secret)
+        assert refund.status_code == 201, refund.text
+        row = await fulfillment_of(db, paid["id"])
+        assert row.status is FulfillmentStatus.CANCELED
+        assert settings.provisioner_secret is not None
+        endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value())
+        async with fake_http(endpoint) as http:
+            assert await run_batch(dispatcher(db, settings, http)) == 0
+        assert endpoint.payloads == []

@@ -302,3 +302,39 @@ class TestTargets:
         allowed = make_settings(**production, webhook_target_allowlist="127.0.0.0/8")
         await drain(worker(db, allowed, receiver))
         assert [d["url"] for d in receiver.received] == ["https://127.0.0.1:9/hooks"]
+
+
+class TestMalformedEndpoints:
+    @pytest.mark.parametrize("url", ["http://example.com:abc/x", "http://[::1/x", "https://"])
+    async def test_urls_nothing_could_send_to_are_refused_at_creation(
+        self, db: Database, client: httpx.AsyncClient, url: str
+    ) -> None:
+        shop = await open_shop(db)
+        response = await client.post("/v1/webhook_endpoints", json={"url": url}, headers=shop.secret)
+        assert (response.status_code, response.json()["error"]["param"]) == (422, "url")
+
+    async def test_one_broken_endpoint_does_not_hold_up_the_others(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, receiver: Receiver
+    ) -> None:
+        shop = await open_shop(db)
+        healthy = await add_endpoint(client, shop, events=["order.paid"])
+        broken = await add_endpoint(client, shop, events=["order.paid"])
+        async with db.session() as session:  # as if stored before URLs were checked
+            await session.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id == broken["id"])
+                .values(url="http://example.com:abc/x")
+            )
+        await paid_order(db, settings, client, shop)
+        await drain(worker(db, settings, receiver))
+        assert [d["url"] for d in receiver.received] == [RECEIVER]
+        healthy_attempts = (
+            await client.get(f"/v1/webhook_endpoints/{healthy['id']}/attempts", headers=shop.secret)
+        ).json()
+        broken_attempts = (
+            await client.get(f"/v1/webhook_endpoints/{broken['id']}/attempts", headers=shop.secret)
+        ).json()
+        assert [a["succeeded"] for a in healthy_attempts["data"]] == [True]
+        assert [a["succeeded"] for a in broken_attempts["data"]] == [False]
+        shown = (await client.get(f"/v1/webhook_endpoints/{broken['id']}", headers=shop.secret)).json()
+        assert shown["failing_since"] is not None

@@ -8,7 +8,6 @@ If the provider cannot be reached the order stays `pending_payment` and expires 
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -178,6 +177,7 @@ async def create_order(
         livemode=context.livemode,
         number=new_order_number(),
         customer_id=customer.id,
+        contact_phone=body.customer.phone,
         cart_id=cart.id,
         currency=currency,
         subtotal=subtotal.amount,
@@ -298,7 +298,7 @@ async def checkout(
         customer_email=customer_email,
     )
     try:
-        payment = await asyncio.wait_for(provider.create_payment(request), settings.provider_timeout_seconds)
+        payment = await provider.create_payment(request)  # timed and guarded by the registry's breaker
     except (ProviderUnavailable, TimeoutError) as exc:
         PROVIDER_CALL_FAILURES.labels(provider=provider.name, operation="create_payment").inc()
         CHECKOUTS.labels(outcome="provider_unavailable").inc()

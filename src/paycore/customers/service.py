@@ -47,10 +47,11 @@ async def find_or_create_customer(
         )
     )
     assert customer is not None
-    # The latest checkout's contact details are the ones to use.
-    if name and customer.name != name:
+    # Fill in what is missing, never overwrite: the storefront's key is public, so anyone may
+    # check out under a customer's email, and must not change whom that customer's messages reach.
+    if name and not customer.name:
         customer.name = name
-    if phone and customer.phone != phone:
+    if phone and not customer.phone:
         customer.phone = phone
     return customer
 

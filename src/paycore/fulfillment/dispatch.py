@@ -23,7 +23,12 @@ from paycore.config import Settings
 from paycore.customers.models import Customer
 from paycore.db import Database
 from paycore.fulfillment.models import Fulfillment, FulfillmentKind, FulfillmentStatus
-from paycore.fulfillment.provisioners.base import Provisioner, ProvisionFailed, ProvisionRequest
+from paycore.fulfillment.provisioners.base import (
+    Provisioner,
+    ProvisionerUnavailable,
+    ProvisionFailed,
+    ProvisionRequest,
+)
 from paycore.logging import get_logger
 from paycore.ops.metrics import FULFILLMENT_ATTEMPTS
 from paycore.orders.effects import mark_fulfilled
@@ -83,6 +88,7 @@ async def provision_request(database: Database, fulfillment: Fulfillment) -> Pro
     return ProvisionRequest(
         fulfillment_id=fulfillment.external_ref,
         tenant_id=fulfillment.tenant_id,
+        livemode=fulfillment.livemode,
         order_id=order.id,
         order_number=order.number,
         product_id=item.product_id,
@@ -210,13 +216,15 @@ class FulfillmentDispatcher:
             return
         breaker = self.breakers.get(provisioner.target(request))
         try:
-            async with breaker.guard(failures=(ProvisionFailed, TimeoutError)):
+            async with breaker.guard(failures=(ProvisionerUnavailable, TimeoutError)):
                 result = await asyncio.wait_for(
                     provisioner.provision(request), timeout=self.settings.provider_timeout_seconds * 3
                 )
         except CircuitOpen as exc:
             await self._postpone(fulfillment, exc.retry_after)
-        except (ProvisionFailed, TimeoutError) as exc:
+        except Exception as exc:
+            if not isinstance(exc, ProvisionFailed | TimeoutError):
+                log.exception("provisioner_failed_unexpectedly", fulfillment=fulfillment.id)
             await self._failed(fulfillment, str(exc) or type(exc).__name__)
         else:
             await self._succeeded(fulfillment, result.result_ref)

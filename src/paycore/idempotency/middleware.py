@@ -28,13 +28,15 @@ from paycore.idempotency.service import (
 HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _NOT_SAVED_STATUSES = frozenset({401, 403, 422, 429})
-_NOT_SAVED_CODES = frozenset({"invalid_json"})
+# Refusals that say "try again" (the request never really ran, or lost a race): not saved, so a
+# retry under the same key runs rather than replaying the refusal for a day.
+_NOT_SAVED_CODES = frozenset({"invalid_json", "order_changed", "database_unavailable"})
 
 
 def _is_saved(status: int, body: bytes) -> bool:
     if status in _NOT_SAVED_STATUSES:
         return False
-    if status == 400:
+    if status in (400, 409, 503):
         try:
             return json.loads(body)["error"]["code"] not in _NOT_SAVED_CODES
         except (ValueError, KeyError, TypeError):

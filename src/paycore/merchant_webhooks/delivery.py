@@ -108,7 +108,7 @@ class MerchantWebhookChannel:
             )
         except TargetRefused as exc:
             return EndpointResult(endpoint.id, False, False, None, 0, None, str(exc), None)
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # noqa: BLE001 (one endpoint's trouble is its own failed attempt)
             latency = int((time.perf_counter() - started) * 1000)
             return EndpointResult(
                 endpoint.id, False, False, None, latency, None, f"{type(exc).__name__}: {exc}", None

@@ -12,6 +12,8 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+import httpx
+
 from paycore.config import Settings
 from paycore.errors import ValidationFailed
 
@@ -24,7 +26,12 @@ class TargetRefused(Exception):
 
 def check_url_shape(url: str, *, production: bool) -> None:
     """Refuse at once what no resolution can fix (used when an endpoint is created)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        httpx.URL(url)  # what will send to it must be able to parse it too (ports, brackets, …)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except (ValueError, httpx.InvalidURL):
+        raise ValidationFailed("url is not a valid URL.", param="url") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValidationFailed("url must be an absolute http(s) URL.", param="url")
     if production and parts.scheme != "https":

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from paycore.audit.service import Actor
 from paycore.customers.models import Customer, CustomerSpend
 from paycore.db import upsert_insert
-from paycore.fulfillment.models import FulfillmentStatus
+from paycore.fulfillment.models import Fulfillment, FulfillmentStatus
 from paycore.fulfillment.service import fulfill_paid_order, revoke_entitlements
 from paycore.ids import new_id
 from paycore.orders.models import Order, OrderItem
@@ -95,9 +95,8 @@ async def _email_customer(
 
 
 async def _whatsapp_customer(session: AsyncSession, order: Order) -> None:
-    customer = await session.get(Customer, order.customer_id)
-    assert customer is not None
-    if not customer.phone:
+    # The number given at this checkout, not whatever the customer record says now.
+    if not order.contact_phone:
         return
     await enqueue(
         session,
@@ -106,7 +105,7 @@ async def _whatsapp_customer(session: AsyncSession, order: Order) -> None:
         channel=OutboxChannel.WHATSAPP,
         topic="whatsapp.order_paid",
         dedupe_key=f"whatsapp.order_paid:{order.id}",
-        payload={"to": customer.phone, "order": order_snapshot(order)},
+        payload={"to": order.contact_phone, "order": order_snapshot(order)},
     )
 
 
@@ -248,6 +247,16 @@ async def record_refund(
         )
     if full:
         await revoke_entitlements(session, order=order, now=now)
+        # Nothing more is made for an order whose money went back (a server still being provisioned).
+        await session.execute(
+            update(Fulfillment)
+            .where(
+                Fulfillment.order_id == order.id,
+                Fulfillment.status.in_([FulfillmentStatus.PENDING, FulfillmentStatus.RETRYING]),
+            )
+            .values(status=FulfillmentStatus.CANCELED, locked_until=None, locked_by=None)
+            .execution_options(synchronize_session=False)
+        )
     await _email_customer(
         session, order, template="refund_issued", dedupe_subject=refund_id, extra={"amount": amount}
     )

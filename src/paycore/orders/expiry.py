@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
 from paycore.audit.service import Actor
 from paycore.clock import utcnow
 from paycore.db import Database
+from paycore.logging import get_logger
 from paycore.ops.metrics import ORDERS_EXPIRED
 from paycore.orders.effects import release_order
 from paycore.orders.models import Order
@@ -17,6 +19,7 @@ from paycore.orders.transitions import OrderChanged, lock_order
 from paycore.payments.models import PaymentAttempt
 
 ACTOR = Actor(name="system:expire_orders")
+log = get_logger(__name__)
 
 
 async def expire_due_orders(database: Database, *, now: datetime | None = None, limit: int = 200) -> int:
@@ -35,6 +38,11 @@ async def expire_due_orders(database: Database, *, now: datetime | None = None, 
     for order_id, tenant_id in due:
         try:
             async with database.session(write=True) as session:
+                # Attempts before the order: the same order as applying a payment takes its locks
+                # in, so expiry and a racing payment wait on each other instead of deadlocking.
+                await session.execute(
+                    select(PaymentAttempt.id).where(PaymentAttempt.order_id == order_id).with_for_update()
+                )
                 order = await lock_order(session, order_id=order_id, tenant_id=tenant_id)
                 if order.status is not OrderStatus.PENDING_PAYMENT:
                     continue  # paid or canceled since we looked
@@ -53,4 +61,7 @@ async def expire_due_orders(database: Database, *, now: datetime | None = None, 
             ORDERS_EXPIRED.inc()
         except OrderChanged:
             continue  # a payment won the race; nothing to expire
+        except DBAPIError:
+            # A lock timeout or a deadlock on one order must not stop the rest of the batch.
+            log.exception("order_expiry_failed", order=order_id)
     return expired

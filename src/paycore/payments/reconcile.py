@@ -6,7 +6,6 @@ event, stored in the inbox under a stable id (so reconciling twice applies once)
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -73,9 +72,7 @@ async def reconcile_open_payments(
         account = ProviderAccount(tenant_id=tenant.id, tenant_slug=tenant.slug, livemode=attempt.livemode)
         assert attempt.provider_ref is not None
         try:
-            status = await asyncio.wait_for(
-                provider.fetch_status(account, attempt.provider_ref), settings.provider_timeout_seconds
-            )
+            status = await provider.fetch_status(account, attempt.provider_ref)
         except (ProviderUnavailable, TimeoutError) as exc:
             PROVIDER_CALL_FAILURES.labels(provider=provider.name, operation="fetch_status").inc()
             log.warning("reconcile_status_unavailable", attempt=attempt.id, error=repr(exc))

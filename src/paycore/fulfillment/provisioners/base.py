@@ -11,6 +11,7 @@ from typing import Any, Protocol
 class ProvisionRequest:
     fulfillment_id: str
     tenant_id: str
+    livemode: bool
     order_id: str
     order_number: str
     product_id: str
@@ -27,7 +28,12 @@ class ProvisionResult:
 
 
 class ProvisionFailed(Exception):
-    """The provisioner did not complete; the worker retries with backoff."""
+    """The provisioner did not complete (a bad config, a refusal); the worker retries with backoff."""
+
+
+class ProvisionerUnavailable(ProvisionFailed):
+    """The remote system could not be reached or failed (transport error, 5xx): these, and only
+    these, count against its circuit breaker — one tenant's bad config must not stop everyone's."""
 
 
 class Provisioner(Protocol):

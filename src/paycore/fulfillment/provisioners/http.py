@@ -12,7 +12,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from paycore.config import Settings
-from paycore.fulfillment.provisioners.base import ProvisionFailed, ProvisionRequest, ProvisionResult
+from paycore.fulfillment.provisioners.base import (
+    ProvisionerUnavailable,
+    ProvisionFailed,
+    ProvisionRequest,
+    ProvisionResult,
+)
 from paycore.merchant_webhooks.signing import signed_headers
 from paycore.merchant_webhooks.targets import TargetRefused, check_target
 
@@ -47,6 +52,10 @@ class HttpProvisioner:
                 "id": request.fulfillment_id,
                 "type": "fulfillment.provision",
                 "data": {
+                    # Who and which world: one secret signs for every tenant, so receivers must
+                    # check these, and test-mode orders (free on the sandbox) must not buy anything.
+                    "tenant": request.tenant_id,
+                    "livemode": request.livemode,
                     "fulfillment": request.fulfillment_id,
                     "order": request.order_id,
                     "order_number": request.order_number,
@@ -67,7 +76,9 @@ class HttpProvisioner:
         try:
             response = await self._http.post(url, content=body, headers=headers, follow_redirects=False)
         except httpx.HTTPError as exc:
-            raise ProvisionFailed(f"{type(exc).__name__}: {exc}") from exc
+            raise ProvisionerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 500:
+            raise ProvisionerUnavailable(f"HTTP {response.status_code}: {response.text[:300]}")
         if not response.is_success:
             raise ProvisionFailed(f"HTTP {response.status_code}: {response.text[:300]}")
         try:

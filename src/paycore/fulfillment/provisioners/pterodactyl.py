@@ -16,9 +16,28 @@ from typing import Any
 import httpx
 
 from paycore.config import Settings
-from paycore.fulfillment.provisioners.base import ProvisionFailed, ProvisionRequest, ProvisionResult
+from paycore.fulfillment.provisioners.base import (
+    ProvisionerUnavailable,
+    ProvisionFailed,
+    ProvisionRequest,
+    ProvisionResult,
+)
 
 _REQUIRED = ("user", "egg", "docker_image", "startup", "limits", "feature_limits")
+# Only these creation fields pass from a product's config to the operator's panel.
+_ALLOWED = frozenset(
+    {
+        *_REQUIRED,
+        "name",
+        "description",
+        "environment",
+        "allocation",
+        "deploy",
+        "skip_scripts",
+        "oom_disabled",
+        "start_on_completion",
+    }
+)
 
 
 class PterodactylProvisioner:
@@ -49,6 +68,11 @@ class PterodactylProvisioner:
         server = request.config.get("server")
         if not isinstance(server, dict):
             raise ProvisionFailed("the product's fulfillment config has no `server` object")
+        unknown = sorted(set(server) - _ALLOWED)
+        if unknown:
+            raise ProvisionFailed(
+                f"the server config has fields the panel must not be sent: {', '.join(unknown)}"
+            )
         missing = [field for field in _REQUIRED if field not in server]
         if "allocation" not in server and "deploy" not in server:
             missing.append("allocation or deploy")
@@ -75,6 +99,11 @@ class PterodactylProvisioner:
         return _server_id(response)
 
     async def provision(self, request: ProvisionRequest) -> ProvisionResult:
+        if not request.livemode:
+            # Test-mode orders are paid for free on the sandbox page: they must not create real
+            # servers on the operator's panel. The fulfillment completes as a dry run.
+            self.creation_body(request)  # still refuse a config that would fail in live mode
+            return ProvisionResult(result_ref="test-mode:not-created")
         body = self.creation_body(request)
         try:
             existing = await self._existing(request.fulfillment_id)
@@ -82,7 +111,11 @@ class PterodactylProvisioner:
                 return ProvisionResult(result_ref=existing)
             response = await self._http.post(self._api("/servers"), json=body, headers=self._headers())
         except httpx.HTTPError as exc:
-            raise ProvisionFailed(f"{type(exc).__name__}: {exc}") from exc
+            raise ProvisionerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 500:
+            raise ProvisionerUnavailable(
+                f"creating the server: HTTP {response.status_code}: {response.text[:300]}"
+            )
         if not response.is_success:
             raise ProvisionFailed(f"creating the server: HTTP {response.status_code}: {response.text[:300]}")
         return ProvisionResult(result_ref=_server_id(response))

@@ -4,6 +4,7 @@ waiting out a timeout. Webhook verification is local work and is not guarded."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -25,16 +26,21 @@ _FAILURES = (ProviderUnavailable, TimeoutError)
 
 
 class GuardedProvider:
-    def __init__(self, provider: PaymentProvider, breaker: CircuitBreaker) -> None:
+    """The time limit is inside the breaker's guard, so timeouts count against the target."""
+
+    def __init__(
+        self, provider: PaymentProvider, breaker: CircuitBreaker, *, timeout_seconds: float = 10.0
+    ) -> None:
         self.inner = provider
         self.breaker = breaker
+        self.timeout_seconds = timeout_seconds
         self.name = provider.name
         self.supports_livemode = provider.supports_livemode
 
     async def create_payment(self, request: PaymentRequest) -> PaymentSession:
         try:
             async with self.breaker.guard(_FAILURES):
-                return await self.inner.create_payment(request)
+                return await asyncio.wait_for(self.inner.create_payment(request), self.timeout_seconds)
         except CircuitOpen as exc:
             raise ProviderUnavailable(str(exc)) from None
 
@@ -49,7 +55,9 @@ class GuardedProvider:
     async def fetch_status(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
         try:
             async with self.breaker.guard(_FAILURES):
-                return await self.inner.fetch_status(account, payment_ref)
+                return await asyncio.wait_for(
+                    self.inner.fetch_status(account, payment_ref), self.timeout_seconds
+                )
         except CircuitOpen as exc:
             raise ProviderUnavailable(str(exc)) from None
 
@@ -58,6 +66,8 @@ class GuardedProvider:
     ) -> RefundOutcome:
         try:
             async with self.breaker.guard(_FAILURES):
-                return await self.inner.refund(account, payment_ref, amount, refund_id)
+                return await asyncio.wait_for(
+                    self.inner.refund(account, payment_ref, amount, refund_id), self.timeout_seconds
+                )
         except CircuitOpen as exc:
             raise ProviderUnavailable(str(exc)) from None

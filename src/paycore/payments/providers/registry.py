@@ -57,7 +57,11 @@ def build_registry(
     providers: list[PaymentProvider] = [SandboxProvider(settings, database)]
     return ProviderRegistry(
         {
-            provider.name: GuardedProvider(provider, breakers.get(f"provider:{provider.name}"))
+            provider.name: GuardedProvider(
+                provider,
+                breakers.get(f"provider:{provider.name}"),
+                timeout_seconds=settings.provider_timeout_seconds,
+            )
             for provider in providers
         }
     )
