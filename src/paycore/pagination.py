@@ -7,7 +7,7 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, and_, or_
@@ -41,8 +41,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         after = datetime.fromisoformat(created)
         if after.tzinfo is None:
             raise ValueError("no UTC offset")  # we only hand out aware times; naive ones made a 500
-        return after, str(object_id)
-    except (ValueError, TypeError, binascii.Error):
+        return after.astimezone(UTC), str(object_id)
+    except (ValueError, TypeError, OverflowError, binascii.Error):
         raise ValidationFailed("cursor is not a cursor this API returned.", param="cursor") from None
 
 

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -24,16 +25,24 @@ DEV_SECRET_FILE = Path("var/dev-server-secret")
 
 @cache
 def _development_secret(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    """Read it, or create it atomically: written to a private temp file, then hard-linked into
+    place, so a process starting at the same moment reads a whole secret or loses the race."""
+    if path.exists():
         return path.read_bytes().strip()
-    value = secrets.token_urlsafe(48).encode()
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(value)
-    log.warning("development_server_secret_created", path=str(path))
-    return value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".dev-secret-")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(secrets.token_urlsafe(48).encode())
+        os.chmod(temporary, 0o600)
+        try:
+            os.link(temporary, path)
+            log.warning("development_server_secret_created", path=str(path))
+        except FileExistsError:
+            pass  # another process won; use its secret
+    finally:
+        os.unlink(temporary)
+    return path.read_bytes().strip()
 
 
 def server_secret(settings: Settings) -> bytes:

@@ -149,6 +149,7 @@ class TestListFilters:
             ({"created_gte": "yesterday"}, "created_gte"),
             ({"created_gte": "2026-01-01T00:00:00"}, "created_gte"),  # no offset: which instant?
             ({"created_lt": "2026-01-01T00:00:00"}, "created_lt"),
+            ({"created_lt": "9999-12-31T23:59:59-05:00"}, "created_lt"),  # past year 9999 in UTC
             ({"limit": 0}, "limit"),
             ({"limit": 101}, "limit"),
             ({"customer_email": "x" * 321}, "customer_email"),
@@ -236,6 +237,7 @@ class TestPagination:
             raw_cursor([1, 2]),
             raw_cursor(["not a time", "ord_x"]),
             raw_cursor(["2026-01-01T00:00:00", "ord_x"]),  # a time without an offset
+            raw_cursor(["9999-12-31T23:59:59-05:00", "ord_x"]),  # past year 9999 in UTC
             "x" * 201,
         ],
     )

@@ -38,6 +38,7 @@ def test_any_matching_v1_is_enough_for_rotation() -> None:
         ("v1=abc", BODY, NOW, "malformed_header"),
         (f"t={NOW}", BODY, NOW, "malformed_header"),
         (f"t=soon,v1={'a' * 64}", BODY, NOW, "malformed_header"),
+        (f"t=\u00b2,v1={'a' * 64}", BODY, NOW, "malformed_header"),  # "²".isdigit() is True
         (sign(SECRET, NOW, BODY), BODY + b" ", NOW, "bad_signature"),
         (sign(b"wrong", NOW, BODY), BODY, NOW, "bad_signature"),
         (sign(SECRET, NOW, BODY), BODY, NOW + 301, "timestamp_out_of_tolerance"),

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from paycore.catalog.models import ProductKind
 from paycore.money import MAX_AMOUNT, MoneyError, normalize_currency
-from paycore.schemas import StrictInput
+from paycore.schemas import StrictInput, UtcDatetime
 
 AMOUNT_DESCRIPTION = "Integer amount in the currency's minor units."
 # strict: an amount must be a JSON integer; 25.0, "25" and true are refused, never coerced into money.
@@ -114,9 +114,9 @@ class PromoCodeCreate(StrictInput):
         default=None, strict=True, ge=1, le=MAX_AMOUNT, description=AMOUNT_DESCRIPTION
     )
     currency: str | None = Field(default=None, min_length=3, max_length=3)
-    usage_limit: int | None = Field(default=None, strict=True, ge=1)
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    usage_limit: int | None = Field(default=None, strict=True, ge=1, le=1_000_000_000)
+    starts_at: UtcDatetime | None = None
+    ends_at: UtcDatetime | None = None
 
     @field_validator("currency")
     @classmethod

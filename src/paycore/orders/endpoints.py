@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import AwareDatetime
 
 from paycore.auth.dependencies import ReadKeyDep, RefundsKeyDep, WriteKeyDep
 from paycore.checkout.endpoints import payment_out
@@ -15,7 +14,7 @@ from paycore.orders.schemas import OrderDetailOut, OrderOut, RefundIn, RefundOut
 from paycore.orders.states import OrderStatus
 from paycore.payments.models import Refund
 from paycore.payments.refunds import request_refund
-from paycore.schemas import DEFAULT_LIMIT, CursorQuery, LimitQuery, ListOut
+from paycore.schemas import DEFAULT_LIMIT, CursorQuery, LimitQuery, ListOut, UtcDatetime
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
@@ -65,8 +64,8 @@ async def list_orders(
     status_filter: Annotated[OrderStatus | None, Query(alias="status")] = None,
     customer_email: Annotated[str | None, Query(max_length=320)] = None,
     # Aware: a time without an offset names no instant (and made the UTC column raise: a 500).
-    created_gte: Annotated[AwareDatetime | None, Query(description="Created at or after (RFC 3339).")] = None,
-    created_lt: Annotated[AwareDatetime | None, Query(description="Created before (RFC 3339).")] = None,
+    created_gte: Annotated[UtcDatetime | None, Query(description="Created at or after (RFC 3339).")] = None,
+    created_lt: Annotated[UtcDatetime | None, Query(description="Created before (RFC 3339).")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> ListOut[OrderOut]:

@@ -38,7 +38,8 @@ def parse_header(header: str) -> tuple[int, list[str]]:
         if not separator:
             continue
         if key == "t":
-            if not value.isdigit() or len(value) > 12:
+            # isascii: str.isdigit() also accepts digits like "²" that int() refuses.
+            if not (value.isascii() and value.isdigit()) or len(value) > 12:
                 raise SignatureError("malformed_header", "the timestamp is not a number")
             timestamp = int(value)
         elif key == "v1" and value:
