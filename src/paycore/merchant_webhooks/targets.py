@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from paycore.config import Settings
@@ -52,7 +54,14 @@ def _allowed(address: IPAddress, host: str, allowlist: list[str]) -> bool:
     return False
 
 
+# Ranges Python's `is_private` misses that still lead inside: carrier-grade NAT (often a cloud's
+# internal network) and 6to4, which embeds an arbitrary IPv4 address.
+_ALSO_INTERNAL = [ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("2002::/16")]
+
+
 def is_internal(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return is_internal(address.ipv4_mapped)  # ::ffff:127.0.0.1 is 127.0.0.1
     return (
         address.is_private
         or address.is_loopback
@@ -60,19 +69,81 @@ def is_internal(address: IPAddress) -> bool:
         or address.is_multicast
         or address.is_reserved
         or address.is_unspecified
+        or any(address in network for network in _ALSO_INTERNAL)
     )
 
 
-async def check_target(url: str, settings: Settings) -> None:
-    """Raise `TargetRefused` when `url` may not be called from this deployment."""
-    if not settings.is_production:
-        return
-    host = urlsplit(url).hostname or ""
+async def checked_addresses(host: str, settings: Settings) -> list[IPAddress]:
+    """Resolve `host` and return its addresses, or raise `TargetRefused` if any is internal and
+    not allowed (one internal answer is enough to refuse: which one a connection gets is luck)."""
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise TargetRefused(f"{host} does not resolve ({exc.strerror or exc})") from None
+    addresses: list[IPAddress] = []
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if is_internal(address) and not _allowed(address, host, settings.webhook_target_allowlist):
             raise TargetRefused(f"{host} resolves to an internal address ({address}); refused in production")
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+async def check_target(url: str, settings: Settings) -> None:
+    """Raise `TargetRefused` when `url` may not be called from this deployment (an early, clear
+    answer; `guarded_client` checks again at connect time, where it counts)."""
+    if settings.is_production:
+        await checked_addresses(urlsplit(url).hostname or "", settings)
+
+
+class _CheckedNetworkBackend(httpcore.AsyncNetworkBackend):
+    """Resolves and checks the host at the moment of connecting, then connects to a checked
+    address — so a DNS answer that changes between `check_target` and the request (rebinding)
+    cannot lead inside. TLS still verifies the certificate against the host name."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend, settings: Settings) -> None:
+        self._inner = inner
+        self._settings = settings
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await checked_addresses(host, self._settings)
+        last_error: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last_error = exc
+        raise last_error or httpcore.ConnectError(f"{host} has no address")
+
+    async def connect_unix_socket(
+        self,
+        path: str,  # noqa: ARG002
+        timeout: float | None = None,  # noqa: ARG002, ASYNC109
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,  # noqa: ARG002
+    ) -> httpcore.AsyncNetworkStream:
+        raise TargetRefused("unix sockets are not a target")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def guarded_client(settings: Settings, *, timeout: float) -> httpx.AsyncClient:
+    """The HTTP client for URLs a merchant chose (webhook endpoints, provisioning URLs): in
+    production every connection is checked as it is made. Operator-configured targets (the
+    Pterodactyl panel, WhatsApp) use a plain client: the operator may well run them inside."""
+    transport = httpx.AsyncHTTPTransport()
+    if settings.is_production:
+        # httpx does not take a network backend; its connection pool does (httpcore 1.x).
+        pool = transport._pool
+        pool._network_backend = _CheckedNetworkBackend(pool._network_backend, settings)
+    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)

@@ -13,6 +13,7 @@ from paycore.db import Database
 from paycore.fulfillment.dispatch import FulfillmentDispatcher
 from paycore.fulfillment.provisioners.registry import build_provisioners
 from paycore.merchant_webhooks.delivery import MerchantWebhookChannel
+from paycore.merchant_webhooks.targets import guarded_client
 from paycore.outbox.channels.base import Channel
 from paycore.outbox.channels.email import EmailChannel, OpsAlertChannel
 from paycore.outbox.channels.whatsapp import WhatsAppChannel
@@ -25,14 +26,18 @@ from paycore.worker.wakeup import wakeup_for
 
 
 def build_channels(
-    settings: Settings, database: Database, http: httpx.AsyncClient
+    settings: Settings,
+    database: Database,
+    http: httpx.AsyncClient,
+    merchant_http: httpx.AsyncClient | None = None,
 ) -> dict[OutboxChannel, Channel]:
+    """`merchant_http` sends to URLs a merchant chose (see `guarded_client`); `http` to the rest."""
     email = EmailChannel(settings, database)
     return {
         OutboxChannel.EMAIL: email,
         OutboxChannel.OPS_ALERT: OpsAlertChannel(settings, email, database),
         OutboxChannel.WHATSAPP: WhatsAppChannel(settings, http),
-        OutboxChannel.MERCHANT_WEBHOOK: MerchantWebhookChannel(settings, database, http),
+        OutboxChannel.MERCHANT_WEBHOOK: MerchantWebhookChannel(settings, database, merchant_http or http),
     }
 
 
@@ -46,10 +51,12 @@ async def assembled_worker(
     http: httpx.AsyncClient | None = None,
     worker_id: str | None = None,
 ) -> AsyncIterator[Worker]:
-    """A ready worker; its HTTP client is closed when the block ends."""
+    """A ready worker; its HTTP clients are closed when the block ends. A test passes `http`
+    (a fake transport) for every outbound call."""
     worker_id = worker_id or default_worker_id()
     owned = http is None
     client = http or httpx.AsyncClient(timeout=settings.provider_timeout_seconds, follow_redirects=False)
+    merchant_client = http or guarded_client(settings, timeout=settings.provider_timeout_seconds)
     try:
         yield Worker(
             database,
@@ -57,10 +64,17 @@ async def assembled_worker(
             poll_interval=settings.worker_poll_interval_seconds,
             queues=[
                 OutboxDispatcher(
-                    database, build_channels(settings, database, client), settings, worker_id=worker_id
+                    database,
+                    build_channels(settings, database, client, merchant_client),
+                    settings,
+                    worker_id=worker_id,
                 ),
                 FulfillmentDispatcher(
-                    database, build_provisioners(settings, client), breakers, settings, worker_id=worker_id
+                    database,
+                    build_provisioners(settings, client, merchant_client),
+                    breakers,
+                    settings,
+                    worker_id=worker_id,
                 ),
             ],
             wakeup=wakeup_for(settings),
@@ -69,3 +83,4 @@ async def assembled_worker(
     finally:
         if owned:
             await client.aclose()
+            await merchant_client.aclose()

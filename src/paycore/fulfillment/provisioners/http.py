@@ -75,6 +75,8 @@ class HttpProvisioner:
         }
         try:
             response = await self._http.post(url, content=body, headers=headers, follow_redirects=False)
+        except TargetRefused as exc:  # the connect-time check (DNS changed since check_target)
+            raise ProvisionFailed(str(exc)) from None
         except httpx.HTTPError as exc:
             raise ProvisionerUnavailable(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code >= 500:

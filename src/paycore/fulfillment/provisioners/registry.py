@@ -10,8 +10,11 @@ from paycore.fulfillment.provisioners.http import HttpProvisioner
 from paycore.fulfillment.provisioners.pterodactyl import PterodactylProvisioner
 
 
-def build_provisioners(settings: Settings, http: httpx.AsyncClient) -> dict[str, Provisioner]:
+def build_provisioners(
+    settings: Settings, http: httpx.AsyncClient, merchant_http: httpx.AsyncClient | None = None
+) -> dict[str, Provisioner]:
+    """The generic provisioner calls a URL the merchant chose, so it gets `merchant_http`."""
     return {
-        "http": HttpProvisioner(settings, http),
+        "http": HttpProvisioner(settings, merchant_http or http),
         "pterodactyl": PterodactylProvisioner(settings, http),
     }
