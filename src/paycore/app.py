@@ -27,6 +27,7 @@ from paycore.ops.endpoints import router as ops_router
 from paycore.orders.endpoints import router as orders_router
 from paycore.payments.endpoints import webhook_router
 from paycore.payments.providers.registry import breakers_for, build_registry
+from paycore.provider_credentials.endpoints import router as provider_credentials_router
 from paycore.sandbox.endpoints import router as sandbox_router
 from paycore.tenancy.endpoints import router as tenancy_router
 
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             yield
         finally:
             app.state.shutting_down = True
+            if app.state.providers is not None:
+                await app.state.providers.aclose()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             if owns_database:
@@ -115,6 +118,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         customers_router,
         webhook_router,
         webhook_endpoints_router,
+        provider_credentials_router,
         sandbox_router,
     ):
         app.include_router(router)

@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from paycore.secrets_box import SecretsKeyError, parse_keyring
+
 ENV_PREFIX = "PAYCORE_"
 MIN_SECRET_LENGTH = 32
 
@@ -141,6 +143,19 @@ class Settings(BaseSettings):
     pterodactyl_url: str | None = None
     pterodactyl_api_key: SecretStr | None = None
     fulfillment_max_attempts: int = Field(default=8, ge=1, le=50)
+    # Provider credentials are sealed with this (AES-256-GCM). "kid:base64key[,kid:base64key…]":
+    # the first key seals, every key opens (rotation). Unset outside production: derived.
+    secrets_key: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    paypal_api_base_live: str = "https://api-m.paypal.com"
+    paypal_api_base_test: str = "https://api-m.sandbox.paypal.com"
+    paypal_webhook_verification: Literal["online", "offline"] = "online"
+    paypal_cert_trust_roots: str | None = None
+    razorpay_api_base: str = "https://api.razorpay.com"
+    midtrans_api_base_live: str = "https://api.midtrans.com"
+    midtrans_api_base_test: str = "https://api.sandbox.midtrans.com"
+    midtrans_snap_base_live: str = "https://app.midtrans.com"
+    midtrans_snap_base_test: str = "https://app.sandbox.midtrans.com"
 
     @property
     def is_production(self) -> bool:
@@ -192,6 +207,17 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters long")
         if is_placeholder(secret):
             raise ValueError("looks like a placeholder; generate a random value instead")
+        return value
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _secrets_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            parse_keyring(value.get_secret_value())
+        except SecretsKeyError as exc:
+            raise ValueError(str(exc)) from None  # the message names no key material
         return value
 
     @field_validator("cors_origins", "webhook_target_allowlist", mode="before")

@@ -24,7 +24,7 @@ class TestDurabilityGate:
         if db.dialect_name == "sqlite":
             with pytest.raises(ServiceUnavailable) as closed:
                 await require_durable_database(db)
-            assert closed.value.code == "durability_gate_closed"
+            assert closed.value.code == "live_payments_unavailable"
             assert "PostgreSQL" in closed.value.message
         else:
             await require_durable_database(db)  # at head and answering: open
@@ -40,7 +40,7 @@ class TestDurabilityGate:
         )
         error = response.json()["error"]
         if db.dialect_name == "sqlite":
-            assert (response.status_code, error["code"]) == (503, "durability_gate_closed")
+            assert (response.status_code, error["code"]) == (503, "live_payments_unavailable")
         else:
             # The gate is open on PostgreSQL, and the sandbox takes no live money.
             assert (response.status_code, error["code"]) == (400, "provider_test_mode_only")

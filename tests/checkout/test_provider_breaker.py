@@ -27,6 +27,7 @@ from paycore.payments.providers.base import (
     ProviderPaymentStatus,
     ProviderUnavailable,
     RefundOutcome,
+    VerifiedWebhook,
     WebhookRejected,
 )
 from paycore.payments.providers.guarded import GuardedProvider
@@ -44,10 +45,15 @@ class FlakyProvider:
 
     name = "flaky"
     supports_livemode = False
+    credentials_model = None
+    secret_fields: frozenset[str] = frozenset()
 
     def __init__(self, delay: float = 0.2) -> None:
         self.delay = delay
         self.create_calls = 0
+
+    async def check_ready(self, account: ProviderAccount) -> None:
+        pass
 
     async def create_payment(self, request: PaymentRequest) -> PaymentSession:
         self.create_calls += 1
@@ -56,15 +62,20 @@ class FlakyProvider:
 
     async def verify_webhook(
         self, account: ProviderAccount, headers: Mapping[str, str], body: bytes, now: datetime
-    ) -> dict[str, Any]:
+    ) -> VerifiedWebhook:
         raise WebhookRejected("bad_signature", "flaky sends no webhooks")
 
-    def to_neutral(self, payload: dict[str, Any]) -> NeutralEvent:
+    def to_neutral(self, payload: dict[str, Any], *, livemode: bool) -> NeutralEvent:
         return NeutralEvent(
             provider_event_id=str(payload.get("id")), type="x", kind=NeutralKind.IGNORED, livemode=False
         )
 
     async def fetch_status(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
+        raise ProviderUnavailable("flaky: 502 Bad Gateway")
+
+    async def confirm(
+        self, account: ProviderAccount, payment_ref: str, params: Mapping[str, Any]
+    ) -> ProviderPaymentStatus:
         raise ProviderUnavailable("flaky: 502 Bad Gateway")
 
     async def refund(

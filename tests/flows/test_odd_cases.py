@@ -291,7 +291,7 @@ class TestRecovery:
             db,
             tenant_id=shop.tenant_id,
             provider="sandbox",
-            event=registry.get("sandbox").to_neutral(payload),
+            event=registry.get("sandbox").to_neutral(payload, livemode=False),
             payload=payload,
         )
         assert event_id is not None

@@ -36,6 +36,8 @@ class Hanging:
 
     name = "hanging"
     supports_livemode = True
+    credentials_model = None
+    secret_fields: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
         self.calls = 0

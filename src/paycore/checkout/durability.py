@@ -15,12 +15,15 @@ from paycore.migrations import migration_status
 
 log = get_logger(__name__)
 
+# What a storefront sees when the gate is shut: live payments are off, test mode still works.
+GATE_CLOSED = "live_payments_unavailable"
+
 
 async def require_durable_database(database: Database) -> None:
     if database.dialect_name != "postgresql":
         raise ServiceUnavailable(
             "Live-mode payments need PostgreSQL; this deployment runs on SQLite.",
-            code="durability_gate_closed",
+            code=GATE_CLOSED,
         )
     try:
         async with database.engine.connect() as connection:
@@ -28,11 +31,9 @@ async def require_durable_database(database: Database) -> None:
         status = await migration_status(database.engine)
     except Exception as exc:  # noqa: BLE001 (any failure of the probe closes the gate)
         log.warning("durability_probe_failed", error=repr(exc))
-        raise ServiceUnavailable(
-            "The database is not answering; try again.", code="durability_gate_closed"
-        ) from None
+        raise ServiceUnavailable("The database is not answering; try again.", code=GATE_CLOSED) from None
     if not status.at_head:
         raise ServiceUnavailable(
             "The database schema is not at the current version; try again after the deploy.",
-            code="durability_gate_closed",
+            code=GATE_CLOSED,
         )

@@ -6,8 +6,16 @@ from fastapi import APIRouter, Header, status
 
 from paycore.auth.dependencies import StorefrontKeyDep
 from paycore.checkout import service
+from paycore.checkout.confirm import confirm_return
 from paycore.checkout.receipts import RECEIPT_HEADER, receipt_token_matches
-from paycore.checkout.schemas import CheckoutIn, CheckoutOut, OrderLineOut, PaymentOut, StorefrontOrderOut
+from paycore.checkout.schemas import (
+    CheckoutIn,
+    CheckoutOut,
+    ConfirmIn,
+    OrderLineOut,
+    PaymentOut,
+    StorefrontOrderOut,
+)
 from paycore.dependencies import DatabaseDep, ReadSessionDep, RegistryDep, SettingsDep
 from paycore.errors import NotFound
 from paycore.orders.models import Order, OrderItem
@@ -75,6 +83,30 @@ async def checkout(
         payment=payment_out(result.attempt),
         redirect_url=result.attempt.redirect_url,
     )
+
+
+@router.post(
+    "/checkout/{order_id}/confirm",
+    summary="The customer is back from the provider: confirm the payment with it",
+    responses={400: {"description": "What the provider's page returned does not verify"}},
+)
+async def confirm_checkout(
+    order_id: str,
+    context: StorefrontKeyDep,
+    database: DatabaseDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    receipt: Annotated[str | None, Header(alias=RECEIPT_HEADER)] = None,
+    body: ConfirmIn | None = None,
+) -> StorefrontOrderOut:
+    if not receipt_token_matches(settings, order_id, receipt):
+        raise NotFound(f"No such order: '{order_id}'.", param="id")
+    await confirm_return(
+        database, registry, settings, context, order_id=order_id, params=body.params if body else {}
+    )
+    async with database.session(write=False) as session:
+        order, items = await service.storefront_order(session, context, order_id)
+    return storefront_order_out(order, items)
 
 
 @router.get("/storefront/orders/{order_id}", summary="An order, for whoever holds its receipt token")

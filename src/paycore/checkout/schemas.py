@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, EmailStr, Field
 
@@ -20,6 +20,13 @@ class CheckoutIn(StrictInput):
     customer: CustomerIn
     promo_code: str | None = Field(default=None, min_length=2, max_length=64)
     provider: str = Field(default="sandbox", min_length=1, max_length=32)
+
+
+class ConfirmIn(StrictInput):
+    """What the provider's page handed back to the storefront, passed on as is (Razorpay:
+    `razorpay_order_id`, `razorpay_payment_id`, `razorpay_signature`; PayPal and the others: nothing)."""
+
+    params: dict[str, Annotated[str, Field(max_length=500)]] = Field(default_factory=dict, max_length=20)
 
 
 class OrderLineOut(BaseModel):

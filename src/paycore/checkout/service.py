@@ -29,7 +29,7 @@ from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.customers.service import find_or_create_customer
 from paycore.db import Database
-from paycore.errors import Conflict, InvalidRequest, ServiceUnavailable
+from paycore.errors import Conflict, InvalidRequest, ProviderError, ServiceUnavailable
 from paycore.logging import get_logger
 from paycore.money import Money, MoneyError, discount_for, sum_money
 from paycore.ops.metrics import CHECKOUTS, PROVIDER_CALL_FAILURES
@@ -45,6 +45,8 @@ from paycore.payments.providers.base import (
     PaymentRequest,
     PaymentSession,
     ProviderAccount,
+    ProviderNotConfigured,
+    ProviderRequestRefused,
     ProviderUnavailable,
 )
 from paycore.payments.providers.registry import ProviderRegistry
@@ -281,6 +283,13 @@ async def checkout(
     if context.livemode:
         await require_durable_database(database)
     provider = registry.for_checkout(body.provider, livemode=context.livemode)
+    account = ProviderAccount(
+        tenant_id=context.tenant_id, tenant_slug=context.tenant_slug, livemode=context.livemode
+    )
+    try:
+        await provider.check_ready(account)  # before any order exists: nothing to clean up
+    except ProviderNotConfigured as exc:
+        raise InvalidRequest(f"{exc}.", code="provider_not_configured", param="provider") from None
     now = utcnow()
     async with database.session(write=True) as session:
         order, items, attempt = await create_order(
@@ -288,9 +297,7 @@ async def checkout(
         )
         customer_email = str(body.customer.email).lower()
     request = PaymentRequest(
-        account=ProviderAccount(
-            tenant_id=context.tenant_id, tenant_slug=context.tenant_slug, livemode=context.livemode
-        ),
+        account=account,
         attempt_id=attempt.id,
         order_id=order.id,
         order_number=order.number,
@@ -299,6 +306,15 @@ async def checkout(
     )
     try:
         payment = await provider.create_payment(request)  # timed and guarded by the registry's breaker
+    except (ProviderNotConfigured, ProviderRequestRefused) as exc:
+        # The provider refused our request (a revoked key, a currency it does not take): no
+        # payment exists, the order expires unpaid. The merchant must act, not the customer.
+        CHECKOUTS.labels(outcome="provider_refused").inc()
+        log.error("checkout_provider_refused", provider=provider.name, order=order.id, error=str(exc))
+        raise ProviderError(
+            f"The {provider.name} provider refused to start this payment; try another payment method.",
+            code="provider_refused",
+        ) from None
     except (ProviderUnavailable, TimeoutError) as exc:
         PROVIDER_CALL_FAILURES.labels(provider=provider.name, operation="create_payment").inc()
         CHECKOUTS.labels(outcome="provider_unavailable").inc()

@@ -47,7 +47,9 @@ def synthetic_payload(event: NeutralEvent) -> dict[str, Any]:
     return {SYNTHETIC: True, "event": data}
 
 
-def neutral_from_payload(registry: ProviderRegistry, provider: str, payload: dict[str, Any]) -> NeutralEvent:
+def neutral_from_payload(
+    registry: ProviderRegistry, provider: str, payload: dict[str, Any], *, livemode: bool
+) -> NeutralEvent:
     if payload.get(SYNTHETIC):
         data = dict(payload["event"])
         amount = data.pop("amount")
@@ -55,7 +57,7 @@ def neutral_from_payload(registry: ProviderRegistry, provider: str, payload: dic
         return NeutralEvent(
             **data, amount=None if amount is None else Money(amount["amount"], amount["currency"])
         )
-    return registry.get(provider).to_neutral(payload)
+    return registry.get(provider).to_neutral(payload, livemode=livemode)
 
 
 async def store_event(
@@ -124,18 +126,23 @@ async def apply_stored_event(
                         update(PaymentEvent)
                         .where(PaymentEvent.id == event_id, PaymentEvent.processed_at.is_(None))
                         .values(processed_at=now)
-                        .returning(PaymentEvent.tenant_id, PaymentEvent.provider, PaymentEvent.payload)
+                        .returning(
+                            PaymentEvent.tenant_id,
+                            PaymentEvent.provider,
+                            PaymentEvent.payload,
+                            PaymentEvent.livemode,
+                        )
                         .execution_options(synchronize_session=False)
                     )
                 ).one_or_none()
                 if claimed is None:
                     return None
-                tenant_id, provider, payload = claimed
+                tenant_id, provider, payload, livemode = claimed
                 outcome = await apply_neutral_event(
                     session,
                     tenant_id=tenant_id,
                     provider=provider,
-                    event=neutral_from_payload(registry, provider, payload),
+                    event=neutral_from_payload(registry, provider, payload, livemode=livemode),
                     settings=settings,
                     now=now,
                 )

@@ -22,7 +22,10 @@ from paycore.payments.providers.base import (
     NeutralEvent,
     NeutralKind,
     ProviderAccount,
+    ProviderNotConfigured,
     ProviderPaymentState,
+    ProviderPaymentStatus,
+    ProviderRequestRefused,
     ProviderUnavailable,
 )
 from paycore.payments.providers.registry import ProviderRegistry
@@ -77,29 +80,52 @@ async def reconcile_open_payments(
             PROVIDER_CALL_FAILURES.labels(provider=provider.name, operation="fetch_status").inc()
             log.warning("reconcile_status_unavailable", attempt=attempt.id, error=repr(exc))
             continue
-        kind = _KIND.get(status.state)
-        if kind is None:
-            continue  # still pending at the provider
-        if attempt.status is AttemptStatus.CANCELED and kind is not NeutralKind.PAYMENT_SUCCEEDED:
+        except (ProviderNotConfigured, ProviderRequestRefused) as exc:
+            # Keys removed or revoked: nothing to learn until they are back; asked again next run.
+            log.warning("reconcile_status_refused", attempt=attempt.id, error=str(exc))
+            continue
+        if attempt.status is AttemptStatus.CANCELED and status.state is not ProviderPaymentState.SUCCEEDED:
             continue  # we canceled it and the provider agrees nothing was paid
-        event = NeutralEvent(
-            provider_event_id=f"reconcile:{attempt.id}:{status.state.value}",
-            type=f"reconcile.payment_{status.state.value}",
-            kind=kind,
-            livemode=attempt.livemode,
-            payment_ref=attempt.provider_ref,
-            merchant_reference=attempt.id,
-            amount=status.amount,
-        )
-        event_id = await store_event(
-            database,
-            tenant_id=tenant.id,
-            provider=provider.name,
-            event=event,
-            payload=synthetic_payload(event),
-        )
-        if event_id is not None:
-            await apply_stored_event(database, registry, settings, event_id)
+        if await apply_provider_status(
+            database, registry, settings, attempt=attempt, status=status, source="reconcile"
+        ):
             PAYMENTS_RECONCILED.labels(provider=provider.name, state=status.state.value).inc()
             settled += 1
     return settled
+
+
+async def apply_provider_status(
+    database: Database,
+    registry: ProviderRegistry,
+    settings: Settings,
+    *,
+    attempt: PaymentAttempt,
+    status: ProviderPaymentStatus,
+    source: str,
+) -> bool:
+    """What a provider's API said of an attempt, applied as a synthetic event. Still pending:
+    nothing. The event id is stable per attempt and state, so saying it twice applies once.
+    True when this call stored a new event."""
+    kind = _KIND.get(status.state)
+    if kind is None:
+        return False
+    event = NeutralEvent(
+        provider_event_id=f"{source}:{attempt.id}:{status.state.value}",
+        type=f"{source}.payment_{status.state.value}",
+        kind=kind,
+        livemode=attempt.livemode,
+        payment_ref=attempt.provider_ref,
+        merchant_reference=attempt.id,
+        amount=status.amount,
+    )
+    event_id = await store_event(
+        database,
+        tenant_id=attempt.tenant_id,
+        provider=attempt.provider,
+        event=event,
+        payload=synthetic_payload(event),
+    )
+    if event_id is None:
+        return False
+    await apply_stored_event(database, registry, settings, event_id)
+    return True

@@ -21,7 +21,12 @@ from paycore.orders.states import REFUNDABLE, AttemptStatus, InvalidTransition, 
 from paycore.orders.transitions import lock_order
 from paycore.outbox.service import alert_ops, emit_merchant_event
 from paycore.payments.models import PaymentAttempt, Refund, RefundKind
-from paycore.payments.providers.base import ProviderAccount, RefundOutcome, RefundState
+from paycore.payments.providers.base import (
+    ProviderAccount,
+    ProviderRequestRefused,
+    RefundOutcome,
+    RefundState,
+)
 from paycore.payments.providers.registry import ProviderRegistry
 from paycore.tenancy.models import Tenant
 
@@ -217,6 +222,10 @@ async def submit_refund(
             outcome = await provider.refund(
                 account, attempt.provider_ref, Money(refund.amount, refund.currency), refund.id
             )
+        except ProviderRequestRefused as exc:
+            # The provider said no for good (more than is refundable, a disputed charge, …):
+            # a failed refund, alerted, rather than the same refusal every minute.
+            outcome = RefundOutcome(provider_ref=None, state=RefundState.FAILED, failure_reason=str(exc))
         except Exception as exc:  # noqa: BLE001 (never lose track of a refund: retry it later)
             log.warning("refund_submission_deferred", refund=refund.id, error=repr(exc))
             await _unclaim_submission(database, refund_id)

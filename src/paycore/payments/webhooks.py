@@ -22,7 +22,7 @@ from paycore.errors import InvalidRequest, NotFound, ServiceUnavailable
 from paycore.logging import get_logger
 from paycore.ops.metrics import WEBHOOK_EVENTS, WEBHOOK_REJECTIONS
 from paycore.payments.inbox import apply_stored_event, store_event
-from paycore.payments.providers.base import ProviderAccount, WebhookRejected
+from paycore.payments.providers.base import ProviderAccount, ProviderUnavailable, WebhookRejected
 from paycore.payments.providers.registry import ProviderRegistry
 from paycore.tenancy.models import Tenant
 
@@ -55,15 +55,29 @@ async def receive_webhook(
         WEBHOOK_REJECTIONS.labels(provider=provider.name, reason="unknown_tenant").inc()
         raise NotFound(f"No tenant '{tenant_slug}'.", code="tenant_not_found")
 
-    # The mode is only known once the event is read; verification does not depend on it.
+    # The mode is only known once the event is verified: the adapter tries both modes' secrets.
     account = ProviderAccount(tenant_id=tenant.id, tenant_slug=tenant.slug, livemode=False)
     try:
-        payload = await provider.verify_webhook(account, headers, body, utcnow())
-        event = provider.to_neutral(payload)
+        verified = await provider.verify_webhook(account, headers, body, utcnow())
+        payload = verified.payload
+        event = provider.to_neutral(payload, livemode=verified.livemode)
     except WebhookRejected as exc:
         WEBHOOK_REJECTIONS.labels(provider=provider.name, reason=exc.reason).inc()
         log.warning("webhook_rejected", provider=provider.name, tenant=tenant.slug, reason=exc.reason)
         raise InvalidRequest(f"Webhook refused: {exc}.", code="webhook_signature_invalid") from None
+    except (ProviderUnavailable, TimeoutError):
+        # PayPal's online verification could not ask PayPal: not refused, not stored — resent later.
+        WEBHOOK_REJECTIONS.labels(provider=provider.name, reason="verification_unavailable").inc()
+        raise ServiceUnavailable(
+            "The webhook could not be verified now; send it again.", code="webhook_verification_unavailable"
+        ) from None
+    if event.livemode != verified.livemode:
+        # Signed by one account, claiming the other world (a Stripe event's own `livemode`).
+        WEBHOOK_REJECTIONS.labels(provider=provider.name, reason="mode_mismatch").inc()
+        raise InvalidRequest(
+            "Webhook refused: its mode does not match the key that signed it.",
+            code="webhook_signature_invalid",
+        )
 
     try:
         event_id = await store_event(

@@ -1,6 +1,8 @@
 """A provider behind its circuit breaker: every outbound call (create, status, refund) goes through
 `provider:<name>`; while it is open they fail at once with `ProviderUnavailable` instead of each
-waiting out a timeout. Webhook verification is local work and is not guarded."""
+waiting out a timeout. Webhook verification is local work and is not guarded. A provider's refusal
+(`ProviderRequestRefused`: a bad key, a bad request) is the caller's trouble, not the provider's,
+and does not count against the breaker."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from paycore.payments.providers.base import (
     ProviderPaymentStatus,
     ProviderUnavailable,
     RefundOutcome,
+    VerifiedWebhook,
 )
 
 _FAILURES = (ProviderUnavailable, TimeoutError)
@@ -36,6 +39,11 @@ class GuardedProvider:
         self.timeout_seconds = timeout_seconds
         self.name = provider.name
         self.supports_livemode = provider.supports_livemode
+        self.credentials_model = provider.credentials_model
+        self.secret_fields = provider.secret_fields
+
+    async def check_ready(self, account: ProviderAccount) -> None:
+        await self.inner.check_ready(account)
 
     async def create_payment(self, request: PaymentRequest) -> PaymentSession:
         try:
@@ -46,11 +54,23 @@ class GuardedProvider:
 
     async def verify_webhook(
         self, account: ProviderAccount, headers: Mapping[str, str], body: bytes, now: datetime
-    ) -> dict[str, Any]:
+    ) -> VerifiedWebhook:
+        # Not guarded: local work, except PayPal's online check, which has its own time limit.
         return await self.inner.verify_webhook(account, headers, body, now)
 
-    def to_neutral(self, payload: dict[str, Any]) -> NeutralEvent:
-        return self.inner.to_neutral(payload)
+    def to_neutral(self, payload: dict[str, Any], *, livemode: bool) -> NeutralEvent:
+        return self.inner.to_neutral(payload, livemode=livemode)
+
+    async def confirm(
+        self, account: ProviderAccount, payment_ref: str, params: Mapping[str, Any]
+    ) -> ProviderPaymentStatus:
+        try:
+            async with self.breaker.guard(_FAILURES):
+                return await asyncio.wait_for(
+                    self.inner.confirm(account, payment_ref, params), self.timeout_seconds
+                )
+        except CircuitOpen as exc:
+            raise ProviderUnavailable(str(exc)) from None
 
     async def fetch_status(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
         try:

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import httpx
+
 from paycore.circuit import Breakers
 from paycore.config import Settings
 from paycore.db import Database
 from paycore.errors import InvalidRequest, NotFound
-from paycore.payments.providers.base import PaymentProvider
+from paycore.payments.providers.base import CredentialSource, PaymentProvider
+from paycore.payments.providers.common import ProviderHttp
 from paycore.payments.providers.guarded import GuardedProvider
 from paycore.payments.providers.sandbox import SandboxProvider
+from paycore.provider_credentials.service import CredentialStore
 
 DEFAULT_PROVIDER = "sandbox"
 
 
 class ProviderRegistry:
-    def __init__(self, providers: dict[str, PaymentProvider]) -> None:
+    def __init__(self, providers: dict[str, PaymentProvider], *, http: ProviderHttp | None = None) -> None:
         self._providers = providers
+        self._http = http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
 
     @property
     def names(self) -> list[str]:
@@ -51,10 +60,20 @@ class ProviderRegistry:
 
 
 def build_registry(
-    settings: Settings, database: Database, breakers: Breakers | None = None
+    settings: Settings,
+    database: Database,
+    breakers: Breakers | None = None,
+    *,
+    credentials: CredentialSource | None = None,
+    http_transport: httpx.AsyncBaseTransport | None = None,
 ) -> ProviderRegistry:
+    """Every provider, each behind its breaker. `http_transport` (tests) routes their HTTP calls."""
     breakers = breakers or breakers_for(settings)
-    providers: list[PaymentProvider] = [SandboxProvider(settings, database)]
+    credentials = credentials or CredentialStore(database, settings)
+    http = ProviderHttp(timeout=settings.provider_timeout_seconds, transport=http_transport)
+    providers: list[PaymentProvider] = [
+        SandboxProvider(settings, database),
+    ]
     return ProviderRegistry(
         {
             provider.name: GuardedProvider(
@@ -63,7 +82,8 @@ def build_registry(
                 timeout_seconds=settings.provider_timeout_seconds,
             )
             for provider in providers
-        }
+        },
+        http=http,
     )
 
 

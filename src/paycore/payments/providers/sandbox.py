@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from paycore.config import Settings
 from paycore.db import Database
 from paycore.errors import PaycoreError
@@ -25,6 +27,7 @@ from paycore.payments.providers.base import (
     ProviderPaymentStatus,
     RefundOutcome,
     RefundState,
+    VerifiedWebhook,
     WebhookRejected,
 )
 from paycore.sandbox import service as backoffice
@@ -48,10 +51,15 @@ _STATES = {
 class SandboxProvider:
     name = "sandbox"
     supports_livemode = False
+    credentials_model: type[BaseModel] | None = None  # its secret is derived per tenant: nothing to set
+    secret_fields: frozenset[str] = frozenset()
 
     def __init__(self, settings: Settings, database: Database) -> None:
         self._settings = settings
         self._database = database
+
+    async def check_ready(self, account: ProviderAccount) -> None:
+        pass
 
     async def create_payment(self, request: PaymentRequest) -> PaymentSession:
         async with self._database.session(write=True) as session:
@@ -69,7 +77,7 @@ class SandboxProvider:
 
     async def verify_webhook(
         self, account: ProviderAccount, headers: Mapping[str, str], body: bytes, now: datetime
-    ) -> dict[str, Any]:
+    ) -> VerifiedWebhook:
         secret = webhook_secret(self._settings, account.tenant_id)
         try:
             verify([secret], headers.get(SIGNATURE_HEADER.lower()), body, now=int(now.timestamp()))
@@ -81,9 +89,9 @@ class SandboxProvider:
             raise WebhookRejected("malformed_body", "the body is not JSON") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("id"), str) or not payload["id"]:
             raise WebhookRejected("malformed_body", "the body is not a sandbox event")
-        return payload
+        return VerifiedWebhook(payload=payload, livemode=False)
 
-    def to_neutral(self, payload: dict[str, Any]) -> NeutralEvent:
+    def to_neutral(self, payload: dict[str, Any], *, livemode: bool) -> NeutralEvent:  # noqa: ARG002
         event_type = str(payload.get("type", ""))
         is_refund = event_type.startswith("refund.")
         data = _mapping(payload.get("data"))
@@ -109,6 +117,14 @@ class SandboxProvider:
             state=_STATES.get(payment.status, ProviderPaymentState.PENDING),
             amount=Money(payment.amount, payment.currency),
         )
+
+    async def confirm(
+        self,
+        account: ProviderAccount,
+        payment_ref: str,
+        params: Mapping[str, Any],  # noqa: ARG002 (the sandbox's pay page brings nothing back)
+    ) -> ProviderPaymentStatus:
+        return await self.fetch_status(account, payment_ref)
 
     async def refund(
         self, account: ProviderAccount, payment_ref: str, amount: Money, refund_id: str

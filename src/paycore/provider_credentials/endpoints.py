@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from paycore.auth.dependencies import ReadKeyDep, WriteKeyDep
+from paycore.clock import utcnow
+from paycore.config import Settings
+from paycore.dependencies import ReadSessionDep, RegistryDep, SettingsDep, WriteSessionDep
+from paycore.errors import InvalidRequest, NotFound
+from paycore.payments.providers.base import PaymentProvider
+from paycore.payments.providers.registry import ProviderRegistry
+from paycore.provider_credentials import service
+from paycore.provider_credentials.models import ProviderCredential
+from paycore.provider_credentials.schemas import ProviderCredentialsIn, ProviderCredentialsOut
+from paycore.schemas import ListOut
+
+router = APIRouter(prefix="/v1/providers", tags=["providers"])
+
+
+def configurable(registry: ProviderRegistry, name: str) -> PaymentProvider:
+    if name not in registry.names:
+        raise NotFound(f"No provider '{name}'.", code="unknown_provider", param="provider")
+    provider = registry.get(name)
+    if provider.credentials_model is None:
+        raise InvalidRequest(f"The {name} provider has nothing to set up.", param="provider")
+    return provider
+
+
+def credentials_out(row: ProviderCredential, settings: Settings, tenant_slug: str) -> ProviderCredentialsOut:
+    hints = dict(row.hints)
+    webhook_secret = hints.pop("webhook_secret", None)
+    return ProviderCredentialsOut(
+        provider=row.provider,
+        livemode=row.livemode,
+        credentials=hints,
+        webhook_secret=webhook_secret,
+        previous_webhook_secret_expires_at=row.previous_webhook_secret_expires_at,
+        webhook_url=f"{settings.public_url}/webhooks/{row.provider}/{tenant_slug}",
+        created=row.created_at,
+        updated=row.updated_at,
+    )
+
+
+@router.put("/{provider}", summary="Set this mode's credentials for a provider (sealed at rest)")
+async def put_provider_credentials(
+    provider: str,
+    body: ProviderCredentialsIn,
+    context: WriteKeyDep,
+    session: WriteSessionDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+) -> ProviderCredentialsOut:
+    adapter = configurable(registry, provider)
+    if context.livemode and not adapter.supports_livemode:
+        raise InvalidRequest(f"The {provider} provider takes test-mode payments only.", param="provider")
+    assert adapter.credentials_model is not None
+    row = await service.set_credentials(
+        session,
+        settings,
+        tenant_id=context.tenant_id,
+        provider=provider,
+        livemode=context.livemode,
+        model=adapter.credentials_model,
+        secret_fields=adapter.secret_fields,
+        update=service.CredentialUpdate(
+            credentials=body.credentials,
+            webhook_secret=body.webhook_secret,
+            previous_webhook_secret_valid_hours=body.previous_webhook_secret_valid_hours,
+        ),
+        actor=context.actor,
+        now=utcnow(),
+    )
+    return credentials_out(row, settings, context.tenant_slug)
+
+
+@router.get("", summary="The providers set up in this mode")
+async def list_provider_credentials(
+    context: ReadKeyDep, session: ReadSessionDep, settings: SettingsDep
+) -> ListOut[ProviderCredentialsOut]:
+    rows = await service.list_credentials(session, tenant_id=context.tenant_id, livemode=context.livemode)
+    return ListOut(
+        data=[credentials_out(row, settings, context.tenant_slug) for row in rows],
+        has_more=False,
+        next_cursor=None,
+    )
+
+
+@router.get("/{provider}", summary="One provider's setup in this mode (secrets masked)")
+async def read_provider_credentials(
+    provider: str, context: ReadKeyDep, session: ReadSessionDep, settings: SettingsDep
+) -> ProviderCredentialsOut:
+    row = await service.get_row(
+        session, tenant_id=context.tenant_id, provider=provider, livemode=context.livemode
+    )
+    return credentials_out(row, settings, context.tenant_slug)
+
+
+@router.delete(
+    "/{provider}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove this mode's credentials"
+)
+async def delete_provider_credentials(provider: str, context: WriteKeyDep, session: WriteSessionDep) -> None:
+    await service.delete_credentials(
+        session,
+        tenant_id=context.tenant_id,
+        provider=provider,
+        livemode=context.livemode,
+        actor=context.actor,
+    )

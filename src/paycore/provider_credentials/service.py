@@ -1,0 +1,268 @@
+"""Setting, reading and resealing a tenant's provider credentials.
+
+Secrets are sealed before they reach a session and opened only by `CredentialStore.get`, for the
+length of one provider call; what is stored in the clear (`hints`) is what may be shown.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, SecretStr, ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from paycore.audit.service import Actor, record_audit
+from paycore.clock import utcnow
+from paycore.config import Settings
+from paycore.db import Database
+from paycore.errors import InvalidRequest, NotFound, ServiceUnavailable, ValidationFailed
+from paycore.logging import get_logger
+from paycore.payments.providers.base import ProviderCredentials
+from paycore.provider_credentials.models import ProviderCredential
+from paycore.secrets_box import SealError, SecretsBox
+from paycore.server_secret import derive_key
+
+log = get_logger(__name__)
+
+
+class SecretsKeyMissing(ServiceUnavailable):
+    code = "secrets_key_missing"
+
+
+def secrets_box(settings: Settings) -> SecretsBox:
+    """The keyring from `PAYCORE_SECRETS_KEY`; outside production, a key derived from the server
+    secret stands in (so `make run` needs nothing set). Production without it refuses to seal."""
+    if settings.secrets_key is not None:
+        return SecretsBox.from_setting(settings.secrets_key.get_secret_value())
+    if settings.is_production:
+        raise SecretsKeyMissing(
+            "PAYCORE_SECRETS_KEY is not set; provider credentials cannot be stored or read.",
+        )
+    return SecretsBox([("dev", derive_key(settings, "provider-credentials"))])
+
+
+def _context(tenant_id: str, provider: str, livemode: bool) -> bytes:
+    return f"provider-credentials\x1f{tenant_id}\x1f{provider}\x1f{'live' if livemode else 'test'}".encode()
+
+
+def mask(value: str) -> str:
+    """`sk_test_…4242`: the key's kind (its prefix up to the last `_` in the first 8 characters)
+    and its last four characters; nothing at all of a short value."""
+    if len(value) < 12:
+        return "…"
+    head = value[:8]
+    prefix = head[: head.rfind("_") + 1] if "_" in head else ""
+    return f"{prefix}…{value[-4:]}"
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialUpdate:
+    credentials: Mapping[str, Any] | None
+    webhook_secret: str | None
+    previous_webhook_secret_valid_hours: int
+
+
+def _validated(model: type[BaseModel], raw: Mapping[str, Any], *, livemode: bool) -> dict[str, str]:
+    try:
+        parsed = model.model_validate(dict(raw), context={"livemode": livemode})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "credentials"
+        # The message names the field and the rule, never the value given.
+        raise ValidationFailed(f"credentials.{field}: {first['msg']}", param=f"credentials.{field}") from None
+    values: dict[str, str] = {}
+    for name, value in parsed:
+        if value is None:
+            continue
+        values[name] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    return values
+
+
+def _hints(values: Mapping[str, str], secret_fields: frozenset[str]) -> dict[str, str]:
+    return {name: mask(value) if name in secret_fields else value for name, value in values.items()}
+
+
+async def get_row(
+    session: AsyncSession, *, tenant_id: str, provider: str, livemode: bool
+) -> ProviderCredential:
+    row = await session.scalar(
+        select(ProviderCredential).where(
+            ProviderCredential.tenant_id == tenant_id,
+            ProviderCredential.provider == provider,
+            ProviderCredential.livemode == livemode,
+        )
+    )
+    if row is None:
+        mode = "live" if livemode else "test"
+        raise NotFound(f"No {provider} credentials in {mode} mode.", param="provider")
+    return row
+
+
+async def set_credentials(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    tenant_id: str,
+    provider: str,
+    livemode: bool,
+    model: type[BaseModel],
+    secret_fields: frozenset[str],
+    update: CredentialUpdate,
+    actor: Actor,
+    now: datetime,
+) -> ProviderCredential:
+    """Create or replace; omitted parts keep their stored value. A new webhook secret may leave
+    the old one verifying for `previous_webhook_secret_valid_hours` (a rotation window)."""
+    box = secrets_box(settings)
+    context = _context(tenant_id, provider, livemode)
+    row = await session.scalar(
+        select(ProviderCredential)
+        .where(
+            ProviderCredential.tenant_id == tenant_id,
+            ProviderCredential.provider == provider,
+            ProviderCredential.livemode == livemode,
+        )
+        .with_for_update()
+    )
+    stored: dict[str, Any] = {"values": {}, "webhook_secret": None, "previous_webhook_secret": None}
+    if row is not None:
+        stored = _open(box, row, context)
+    if update.credentials is None and row is None:
+        raise InvalidRequest(f"credentials are required to set up {provider}.", param="credentials")
+    values = (
+        _validated(model, update.credentials, livemode=livemode)
+        if update.credentials is not None
+        else stored["values"]
+    )
+    previous_expires = row.previous_webhook_secret_expires_at if row is not None else None
+    if update.webhook_secret is not None and update.webhook_secret != stored["webhook_secret"]:
+        keep_old = stored["webhook_secret"] and update.previous_webhook_secret_valid_hours > 0
+        stored["previous_webhook_secret"] = stored["webhook_secret"] if keep_old else None
+        previous_expires = (
+            now + timedelta(hours=update.previous_webhook_secret_valid_hours) if keep_old else None
+        )
+        stored["webhook_secret"] = update.webhook_secret
+    stored["values"] = values
+    sealed = box.seal(json.dumps(stored, separators=(",", ":")).encode(), context=context)
+    hints = _hints(values, secret_fields)
+    if stored["webhook_secret"]:
+        hints["webhook_secret"] = mask(stored["webhook_secret"])
+    before = dict(row.hints) if row is not None else None
+    if row is None:
+        row = ProviderCredential(tenant_id=tenant_id, provider=provider, livemode=livemode, created_at=now)
+        session.add(row)
+    row.sealed = sealed
+    row.secrets_key_id = box.primary_kid
+    row.hints = hints
+    row.has_webhook_secret = bool(stored["webhook_secret"])
+    row.previous_webhook_secret_expires_at = previous_expires
+    row.updated_at = now
+    await session.flush()
+    record_audit(
+        session,
+        actor=actor,
+        action="provider_credentials.set",
+        entity_type="provider_credentials",
+        entity_id=row.id,
+        tenant_id=tenant_id,
+        before=before,
+        after={"provider": provider, "livemode": livemode, **hints},  # hints only: never a secret
+    )
+    return row
+
+
+async def delete_credentials(
+    session: AsyncSession, *, tenant_id: str, provider: str, livemode: bool, actor: Actor
+) -> ProviderCredential:
+    row = await get_row(session, tenant_id=tenant_id, provider=provider, livemode=livemode)
+    record_audit(
+        session,
+        actor=actor,
+        action="provider_credentials.deleted",
+        entity_type="provider_credentials",
+        entity_id=row.id,
+        tenant_id=tenant_id,
+        before={"provider": provider, "livemode": livemode, **row.hints},
+    )
+    await session.delete(row)
+    return row
+
+
+async def list_credentials(
+    session: AsyncSession, *, tenant_id: str, livemode: bool
+) -> list[ProviderCredential]:
+    return list(
+        await session.scalars(
+            select(ProviderCredential)
+            .where(ProviderCredential.tenant_id == tenant_id, ProviderCredential.livemode == livemode)
+            .order_by(ProviderCredential.provider)
+        )
+    )
+
+
+def _open(box: SecretsBox, row: ProviderCredential, context: bytes) -> dict[str, Any]:
+    stored: dict[str, Any] = json.loads(box.open(row.sealed, context=context))
+    return stored
+
+
+def credentials_of(box: SecretsBox, row: ProviderCredential, now: datetime) -> ProviderCredentials:
+    stored = _open(box, row, _context(row.tenant_id, row.provider, row.livemode))
+    secrets = [stored["webhook_secret"]] if stored.get("webhook_secret") else []
+    expires = row.previous_webhook_secret_expires_at
+    if stored.get("previous_webhook_secret") and expires is not None and expires > now:
+        secrets.append(stored["previous_webhook_secret"])
+    return ProviderCredentials(
+        provider=row.provider,
+        livemode=row.livemode,
+        values=dict(stored["values"]),
+        webhook_secrets=tuple(secrets),
+    )
+
+
+async def reseal_all(session: AsyncSession, settings: Settings) -> int:
+    """Rewrite every row not sealed under the keyring's first key; returns how many."""
+    box = secrets_box(settings)
+    count = 0
+    rows = await session.scalars(
+        select(ProviderCredential)
+        .where(ProviderCredential.secrets_key_id != box.primary_kid)
+        .with_for_update()
+    )
+    for row in rows:
+        context = _context(row.tenant_id, row.provider, row.livemode)
+        row.sealed = box.seal(box.open(row.sealed, context=context), context=context)
+        row.secrets_key_id = box.primary_kid
+        count += 1
+    await session.flush()
+    return count
+
+
+class CredentialStore:
+    """The `CredentialSource` adapters read from: one short read per provider call."""
+
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self._database = database
+        self._settings = settings
+
+    async def get(self, tenant_id: str, provider: str, *, livemode: bool) -> ProviderCredentials | None:
+        async with self._database.session(write=False) as session:
+            row = await session.scalar(
+                select(ProviderCredential).where(
+                    ProviderCredential.tenant_id == tenant_id,
+                    ProviderCredential.provider == provider,
+                    ProviderCredential.livemode == livemode,
+                )
+            )
+        if row is None:
+            return None
+        try:
+            return credentials_of(secrets_box(self._settings), row, utcnow())
+        except (SealError, SecretsKeyMissing) as exc:
+            # Fail closed: credentials that cannot be opened are no credentials. Loudly.
+            log.error("provider_credentials_unreadable", provider=provider, tenant=tenant_id, error=str(exc))
+            return None
