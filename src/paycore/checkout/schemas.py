@@ -20,6 +20,12 @@ class CheckoutIn(StrictInput):
     customer: CustomerIn
     promo_code: str | None = Field(default=None, min_length=2, max_length=64)
     provider: str = Field(default="sandbox", min_length=1, max_length=32)
+    return_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^https?://[^\s]+$",
+        description="Where the provider's page sends the customer back (PayPal, Midtrans); then call confirm.",
+    )
 
 
 class ConfirmIn(StrictInput):

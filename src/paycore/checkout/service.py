@@ -303,6 +303,7 @@ async def checkout(
         order_number=order.number,
         amount=Money(order.total, order.currency),
         customer_email=customer_email,
+        return_url=body.return_url,
     )
     try:
         payment = await provider.create_payment(request)  # timed and guarded by the registry's breaker

@@ -34,6 +34,8 @@ class PaymentRequest:
     order_number: str
     amount: Money
     customer_email: str
+    # Where the customer returns after the provider's page (the storefront's), if it gave one.
+    return_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
