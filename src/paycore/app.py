@@ -26,8 +26,9 @@ from paycore.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
 from paycore.ops.endpoints import router as ops_router
 from paycore.orders.endpoints import router as orders_router
 from paycore.payments.endpoints import webhook_router
-from paycore.payments.providers.registry import breakers_for, build_registry
+from paycore.payments.providers.registry import ProviderRegistry, breakers_for, build_registry
 from paycore.provider_credentials.endpoints import router as provider_credentials_router
+from paycore.provider_credentials.service import webhooks_without_secret
 from paycore.sandbox.endpoints import router as sandbox_router
 from paycore.tenancy.endpoints import router as tenancy_router
 
@@ -41,6 +42,23 @@ _CORS_HEADERS = [
     "X-Receipt-Token",
 ]
 _CORS_EXPOSED = [REQUEST_ID_HEADER, "Idempotent-Replayed", "Retry-After"]
+
+
+async def warn_about_refused_webhooks(database: Database, registry: ProviderRegistry) -> None:
+    required = frozenset(name for name in registry.names if registry.get(name).webhook_secret_required)
+    try:
+        rows = await webhooks_without_secret(database, required)
+    except Exception as exc:  # noqa: BLE001 (a start-up check must not stop the start)
+        log.warning("provider_webhook_check_failed", error=repr(exc))
+        return
+    for row in rows:
+        log.warning(
+            "provider_webhooks_refused",
+            provider=row.provider,
+            tenant=row.tenant_id,
+            livemode=row.livemode,
+            why="keys are set but no webhook secret: every webhook from this provider is refused",
+        )
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -59,6 +77,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             app.state.providers = build_registry(settings, app.state.database, app.state.breakers)
         if settings.redis_url is not None:
             app.state.redis = Redis.from_url(settings.redis_url.get_secret_value())
+        if settings.is_production:
+            await warn_about_refused_webhooks(app.state.database, app.state.providers)
         log.info(
             "paycore_started",
             env=settings.env.value,

@@ -47,6 +47,7 @@ class FlakyProvider:
     supports_livemode = False
     credentials_model = None
     secret_fields: frozenset[str] = frozenset()
+    webhook_secret_required = False
 
     def __init__(self, delay: float = 0.2) -> None:
         self.delay = delay

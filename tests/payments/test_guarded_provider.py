@@ -38,6 +38,7 @@ class Hanging:
     supports_livemode = True
     credentials_model = None
     secret_fields: frozenset[str] = frozenset()
+    webhook_secret_required = False
 
     def __init__(self) -> None:
         self.calls = 0

@@ -24,7 +24,7 @@ class CheckoutIn(StrictInput):
         default=None,
         max_length=2000,
         pattern=r"^https?://[^\s]+$",
-        description="Where the provider's page sends the customer back (PayPal, Midtrans); then call confirm.",
+        description="Where the provider's page sends the customer back (PayPal, Midtrans), then confirm.",
     )
 
 

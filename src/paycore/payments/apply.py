@@ -7,7 +7,8 @@ What each kind of event does:
   else sent to review and (by default) refunded. A wrong amount sends the order to review. A
   second payment for an already-paid order is recorded, alerted and refunded.
 - payment failed: the attempt fails; the order stays payable until it expires.
-- payment pending: the attempt waits for the customer.
+- payment pending (or authorized, awaiting our capture): the attempt waits.
+- payment under the provider's fraud review: the attempt waits, ops are alerted.
 - refund succeeded / failed: the refund is settled, or failed and alerted. A refund made at the
   provider directly (not through paycore) is recorded too.
 - an event for no known payment is `unmatched`; a succeeded one raises an ops alert.
@@ -289,6 +290,30 @@ def _payment_pending(attempt: PaymentAttempt) -> ApplyOutcome:
     return ApplyOutcome(EventResult.IGNORED, f"attempt is {attempt.status.value}")
 
 
+async def _payment_under_review(
+    session: AsyncSession, attempt: PaymentAttempt, event: NeutralEvent, *, provider: str
+) -> ApplyOutcome:
+    """The provider holds the payment for a fraud review. The order stays unpaid (and may expire
+    as usual); the merchant decides in the provider's dashboard, and that decision arrives as a
+    success (paid, or a late payment if the order expired meanwhile) or a failure."""
+    if attempt.status is not AttemptStatus.CREATED and attempt.status is not AttemptStatus.REQUIRES_ACTION:
+        return ApplyOutcome(EventResult.IGNORED, f"attempt is {attempt.status.value}")
+    attempt.status = AttemptStatus.REQUIRES_ACTION
+    await alert_ops(
+        session,
+        tenant_id=attempt.tenant_id,
+        livemode=attempt.livemode,
+        code="payment_under_review",
+        message=(
+            f"{provider} is holding payment {event.payment_ref} for a fraud review: approve or deny it "
+            "in the provider's dashboard. The order stays unpaid until then."
+        ),
+        subject_key=event.provider_event_id,
+        details={"attempt": attempt.id, "order": attempt.order_id, "payment_ref": event.payment_ref},
+    )
+    return ApplyOutcome(EventResult.APPLIED, "payment held for the provider's fraud review")
+
+
 async def _find_refund(
     session: AsyncSession, *, tenant_id: str, provider: str, event: NeutralEvent
 ) -> Refund | None:
@@ -377,8 +402,10 @@ async def apply_neutral_event(
         return await _payment_succeeded(session, attempt, event, actor=actor, now=now, settings=settings)
     if event.kind is NeutralKind.PAYMENT_FAILED:
         return await _payment_failed(session, attempt, event, actor=actor)
-    if event.kind is NeutralKind.PAYMENT_PENDING:
+    if event.kind in (NeutralKind.PAYMENT_PENDING, NeutralKind.PAYMENT_AUTHORIZED):
         return _payment_pending(attempt)
+    if event.kind is NeutralKind.PAYMENT_NEEDS_REVIEW:
+        return await _payment_under_review(session, attempt, event, provider=provider)
     await alert_ops(
         session,
         tenant_id=tenant_id,

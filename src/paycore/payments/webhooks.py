@@ -21,8 +21,9 @@ from paycore.db import Database
 from paycore.errors import InvalidRequest, NotFound, ServiceUnavailable
 from paycore.logging import get_logger
 from paycore.ops.metrics import WEBHOOK_EVENTS, WEBHOOK_REJECTIONS
+from paycore.payments.capture import capture_authorized
 from paycore.payments.inbox import apply_stored_event, store_event
-from paycore.payments.providers.base import ProviderAccount, ProviderUnavailable, WebhookRejected
+from paycore.payments.providers.base import NeutralKind, ProviderAccount, ProviderUnavailable, WebhookRejected
 from paycore.payments.providers.registry import ProviderRegistry
 from paycore.tenancy.models import Tenant
 
@@ -94,6 +95,13 @@ async def receive_webhook(
         WEBHOOK_EVENTS.labels(provider=provider.name, outcome="duplicate").inc()
         return WebhookReceipt({"received": True, "duplicate": True})
     result = await apply_stored_event(database, registry, settings, event_id)
+    if event.kind is NeutralKind.PAYMENT_AUTHORIZED:
+        verified_account = ProviderAccount(
+            tenant_id=tenant.id, tenant_slug=tenant.slug, livemode=verified.livemode
+        )
+        await capture_authorized(
+            database, registry, settings, account=verified_account, provider_name=provider.name, event=event
+        )
     return WebhookReceipt(
         {
             "received": True,

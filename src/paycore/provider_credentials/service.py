@@ -266,3 +266,19 @@ class CredentialStore:
             # Fail closed: credentials that cannot be opened are no credentials. Loudly.
             log.error("provider_credentials_unreadable", provider=provider, tenant=tenant_id, error=str(exc))
             return None
+
+
+async def webhooks_without_secret(
+    database: Database, required_by: frozenset[str]
+) -> list[ProviderCredential]:
+    """Credentials of providers that sign webhooks with a secret of their own, set without one:
+    every webhook to them is refused (fail closed), which an operator should hear about."""
+    async with database.session(write=False) as session:
+        return list(
+            await session.scalars(
+                select(ProviderCredential).where(
+                    ProviderCredential.has_webhook_secret.is_(False),
+                    ProviderCredential.provider.in_(sorted(required_by)),
+                )
+            )
+        )

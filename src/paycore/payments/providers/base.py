@@ -50,6 +50,12 @@ class PaymentSession:
 class NeutralKind(StrEnum):
     PAYMENT_SUCCEEDED = "payment_succeeded"
     PAYMENT_PENDING = "payment_pending"
+    # The customer approved; the money moves when we capture (PayPal's CHECKOUT.ORDER.APPROVED).
+    # Applied like pending, then the receiver asks the adapter to capture (`confirm`).
+    PAYMENT_AUTHORIZED = "payment_authorized"
+    # Held by the provider's fraud screening until the merchant decides in its dashboard
+    # (Midtrans capture + challenge): not paid, not failed; ops are told.
+    PAYMENT_NEEDS_REVIEW = "payment_needs_review"
     PAYMENT_FAILED = "payment_failed"
     REFUND_SUCCEEDED = "refund_succeeded"
     REFUND_FAILED = "refund_failed"
@@ -184,6 +190,8 @@ class PaymentProvider(Protocol):
     supports_livemode: bool
     credentials_model: type[BaseModel] | None
     secret_fields: frozenset[str]
+    # False where the provider signs webhooks with the API key itself (Midtrans' server key).
+    webhook_secret_required: bool
 
     async def check_ready(self, account: ProviderAccount) -> None: ...
 

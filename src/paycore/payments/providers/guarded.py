@@ -41,6 +41,7 @@ class GuardedProvider:
         self.supports_livemode = provider.supports_livemode
         self.credentials_model = provider.credentials_model
         self.secret_fields = provider.secret_fields
+        self.webhook_secret_required = provider.webhook_secret_required
 
     async def check_ready(self, account: ProviderAccount) -> None:
         await self.inner.check_ready(account)

@@ -53,6 +53,7 @@ class SandboxProvider:
     supports_livemode = False
     credentials_model: type[BaseModel] | None = None  # its secret is derived per tenant: nothing to set
     secret_fields: frozenset[str] = frozenset()
+    webhook_secret_required = False
 
     def __init__(self, settings: Settings, database: Database) -> None:
         self._settings = settings
