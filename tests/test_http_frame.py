@@ -233,3 +233,29 @@ class TestDatabaseOutage:
         error = assert_envelope(response, status=503, error_type="api_error", code="database_unavailable")
         assert "127.0.0.1" not in str(error["message"])
         assert response.headers["retry-after"] == "1"
+
+
+class TestBodyLimit:
+    async def test_a_declared_oversized_body_is_413_before_it_is_read(self, http: httpx.AsyncClient) -> None:
+        response = await http.post(
+            "/_test/purchases",
+            content=b"x" * (1_048_576 + 1),
+            headers={"content-type": "application/json"},
+        )
+        assert_envelope(response, status=413, error_type="invalid_request_error", code="payload_too_large")
+
+    async def test_a_streamed_oversized_body_is_413_as_soon_as_it_passes_the_limit(
+        self, http: httpx.AsyncClient
+    ) -> None:
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: only counting catches it
+            for _ in range(40):
+                yield b"[" * 65_536
+
+        response = await http.post(
+            "/webhooks/sandbox/anyone", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert_envelope(response, status=413, error_type="invalid_request_error", code="payload_too_large")
+
+    async def test_a_body_within_the_limit_goes_through(self, http: httpx.AsyncClient) -> None:
+        response = await http.post("/_test/purchases", json={"email": "a@b.c", "amount": 5})
+        assert (response.status_code, response.json()) == (200, {"amount": 5})

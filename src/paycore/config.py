@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     log_format: LogFormat | None = None
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=100 * 1_048_576)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=600)
     worker_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     ready_timeout_seconds: float = Field(default=2.0, gt=0, le=30)

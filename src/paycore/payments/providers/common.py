@@ -3,6 +3,7 @@ webhook against both modes' secrets, and turn HTTP trouble into the protocol's e
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -88,6 +89,18 @@ async def verify_in_either_mode(
         )
     assert last is not None
     raise last
+
+
+def parse_json_object(body: bytes, provider: str) -> dict[str, Any]:
+    """A verified webhook body as a JSON object; anything else is refused, never a 500
+    (RecursionError: JSON nested deeper than the parser goes)."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise WebhookRejected("malformed_body", f"the body is not {provider} JSON") from None
+    if not isinstance(payload, dict):
+        raise WebhookRejected("malformed_body", f"the body is not a {provider} event")
+    return payload
 
 
 def raise_for_provider(response: httpx.Response, provider: str) -> None:

@@ -86,7 +86,7 @@ class SandboxProvider:
             raise WebhookRejected(exc.reason, str(exc)) from None
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise WebhookRejected("malformed_body", "the body is not JSON") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("id"), str) or not payload["id"]:
             raise WebhookRejected("malformed_body", "the body is not a sandbox event")
