@@ -16,6 +16,7 @@ from paycore.app import create_app
 from paycore.config import Settings
 from paycore.db import Database
 from paycore.logging import configure_logging
+from tests.flows.helpers import buy, create_product, open_shop
 
 SECRET_KEY = "sk_test_Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Jihgfedcba0123456789ABC"
 
@@ -259,3 +260,28 @@ class TestBodyLimit:
     async def test_a_body_within_the_limit_goes_through(self, http: httpx.AsyncClient) -> None:
         response = await http.post("/_test/purchases", json={"email": "a@b.c", "amount": 5})
         assert (response.status_code, response.json()) == (200, {"amount": 5})
+
+
+class TestSecurityHeaders:
+    async def test_html_pages_get_a_policy_that_forbids_framing(
+        self, http: httpx.AsyncClient, client: httpx.AsyncClient, db: Database
+    ) -> None:
+        shop = await open_shop(db)
+        product = await create_product(client, shop)
+        bought = await buy(client, shop, product["id"])
+        page = await http.get(f"/sandbox/pay/{bought['payment']['id']}")
+        assert page.headers["content-type"].startswith("text/html")
+        policy = page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy
+        assert "script-src" not in policy  # the pay page runs no script
+        assert (page.headers["referrer-policy"], page.headers["x-frame-options"]) == ("no-referrer", "DENY")
+        assert page.headers["x-content-type-options"] == "nosniff"
+
+    async def test_json_gets_nosniff_and_no_page_policy(self, http: httpx.AsyncClient) -> None:
+        response = await http.get("/health")
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert "content-security-policy" not in response.headers
+
+    async def test_the_api_docs_may_load_their_scripts(self, http: httpx.AsyncClient) -> None:
+        response = await http.get("/docs")
+        assert "https://cdn.jsdelivr.net" in response.headers["content-security-policy"]

@@ -22,7 +22,12 @@ from paycore.errors import install_error_handlers
 from paycore.idempotency.middleware import IdempotencyMiddleware
 from paycore.logging import configure_logging, get_logger
 from paycore.merchant_webhooks.endpoints import router as webhook_endpoints_router
-from paycore.middleware import REQUEST_ID_HEADER, BodyLimitMiddleware, RequestContextMiddleware
+from paycore.middleware import (
+    REQUEST_ID_HEADER,
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from paycore.ops.endpoints import router as ops_router
 from paycore.orders.endpoints import router as orders_router
 from paycore.payments.endpoints import webhook_router
@@ -125,6 +130,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         )
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
     # Added last, so it is the outermost: every response, even a CORS refusal, gets a request id.
     app.add_middleware(RequestContextMiddleware)
 
