@@ -79,6 +79,10 @@ def paycore_env(database_url: str, *, pool_size: int, max_overflow: int) -> dict
         "PAYCORE_DATABASE_MAX_OVERFLOW": str(max_overflow),
         "PAYCORE_CHECKOUT_TOKEN_SECRET": SERVER_SECRET,
         "PAYCORE_ENV": "production",  # as deployed: JSON logs at INFO, production checks on
+        # The limiter runs (its cost is part of the figure) but one load generator is one IP.
+        "PAYCORE_RATE_LIMIT_STOREFRONT": "100000000/minute",
+        "PAYCORE_RATE_LIMIT_MERCHANT_API": "100000000/minute",
+        "PAYCORE_RATE_LIMIT_WEBHOOKS": "100000000/minute",
     }
 
 

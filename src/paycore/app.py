@@ -34,6 +34,7 @@ from paycore.payments.endpoints import webhook_router
 from paycore.payments.providers.registry import ProviderRegistry, breakers_for, build_registry
 from paycore.provider_credentials.endpoints import router as provider_credentials_router
 from paycore.provider_credentials.service import webhooks_without_secret
+from paycore.ratelimit import RateLimiter, RateLimitMiddleware
 from paycore.sandbox.endpoints import router as sandbox_router
 from paycore.tenancy.endpoints import router as tenancy_router
 
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             app.state.shutting_down = True
             if app.state.providers is not None:
                 await app.state.providers.aclose()
+            if app.state.rate_limiter is not None:
+                await app.state.rate_limiter.aclose()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             if owns_database:
@@ -116,6 +119,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         build_registry(settings, database, app.state.breakers) if database is not None else None
     )
     app.state.redis = None
+    app.state.rate_limiter = None
     app.state.shutting_down = False
 
     install_error_handlers(app)
@@ -129,6 +133,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             max_age=600,
         )
     app.add_middleware(IdempotencyMiddleware)
+    if settings.rate_limit_enabled:
+        app.state.rate_limiter = RateLimiter(settings)
+        app.add_middleware(RateLimitMiddleware, limiter=app.state.rate_limiter)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     # Added last, so it is the outermost: every response, even a CORS refusal, gets a request id.

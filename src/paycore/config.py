@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+from limits import parse
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
@@ -107,6 +108,13 @@ class Settings(BaseSettings):
     log_format: LogFormat | None = None
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
+    # Proxies (IPs or networks) whose X-Forwarded-For names the client; empty: none is believed.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    rate_limit_enabled: bool = True
+    rate_limit_signin: str = "10/minute"
+    rate_limit_storefront: str = "300/minute"
+    rate_limit_merchant_api: str = "1200/minute"
+    rate_limit_webhooks: str = "6000/minute"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=100 * 1_048_576)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=600)
     worker_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
@@ -210,6 +218,17 @@ class Settings(BaseSettings):
             raise ValueError("looks like a placeholder; generate a random value instead")
         return value
 
+    @field_validator(
+        "rate_limit_signin", "rate_limit_storefront", "rate_limit_merchant_api", "rate_limit_webhooks"
+    )
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("must be a rate like '100/minute' or '10 per second'") from None
+        return value
+
     @field_validator("secrets_key")
     @classmethod
     def _secrets_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -221,7 +240,7 @@ class Settings(BaseSettings):
             raise ValueError(str(exc)) from None  # the message names no key material
         return value
 
-    @field_validator("cors_origins", "webhook_target_allowlist", mode="before")
+    @field_validator("cors_origins", "webhook_target_allowlist", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):

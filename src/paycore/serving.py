@@ -74,7 +74,10 @@ def uvicorn_config(
         access_log=False,  # RequestContextMiddleware writes the access log
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         server_header=False,
-        proxy_headers=False,
+        # The client address (rate limits, audit) comes from X-Forwarded-For only when the
+        # connection is from a proxy the operator named; anyone else could forge it.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
     )
 
 

@@ -143,3 +143,15 @@ class TestOtherRules:
 )
 def test_is_placeholder(value: str, placeholder: bool) -> None:
     assert is_placeholder(value) is placeholder
+
+
+class TestNewerSettings:
+    def test_a_malformed_secrets_key_is_refused_without_echoing_it(self) -> None:
+        problems = problems_of(secrets_key="k1:bm90LTMyLWJ5dGVz")
+        assert len(problems) == 1 and problems[0].startswith("PAYCORE_SECRETS_KEY:")
+        assert "bm90LTMyLWJ5dGVz" not in problems[0]
+
+    def test_an_unreadable_rate_limit_is_refused(self) -> None:
+        assert problems_of(rate_limit_storefront="lots") == [
+            "PAYCORE_RATE_LIMIT_STOREFRONT: must be a rate like '100/minute' or '10 per second'"
+        ]

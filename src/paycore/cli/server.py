@@ -51,6 +51,8 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         server_header=False,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
     )
 
 

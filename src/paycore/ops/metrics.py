@@ -51,6 +51,15 @@ def render_latest() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
+RATE_LIMITED = Counter(
+    "paycore_rate_limited_total",
+    "Requests refused with 429 by the rate limiter, by limit class.",
+    ["limit_class"],
+)
+RATE_LIMITER_ERRORS = Counter(
+    "paycore_rate_limiter_errors_total",
+    "Times the rate limiter's storage failed and a request went through unchecked.",
+)
 WEBHOOK_REJECTIONS = Counter(
     "paycore_webhook_rejections_total",
     "Inbound provider webhooks refused before storage (bad signature, unknown tenant, …), by reason.",
