@@ -93,7 +93,6 @@ class FakeStripe:
                     400,
                     "idempotency_error",
                     "Keys for idempotent requests can only be used with the same parameters.",
-                    "idempotency_key_in_use",
                 )
             reply.headers["Idempotent-Replayed"] = "true"
             return reply

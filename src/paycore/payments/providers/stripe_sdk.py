@@ -78,7 +78,8 @@ def mapped_error(exc: stripe.StripeError) -> Exception:
     if status >= 500 or status in (409, 429):
         return ProviderUnavailable(f"stripe answered HTTP {status}")
     detail = exc.user_message or "no reason given"
-    code = f", {exc.code}" if exc.code else ""
+    kind = exc.code or (exc.error.type if exc.error is not None else None)
+    code = f", {kind}" if kind else ""
     return ProviderRequestRefused(scrub(f"stripe refused the request (HTTP {status}{code}): {detail}"))
 
 
