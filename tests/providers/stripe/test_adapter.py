@@ -286,3 +286,18 @@ class TestVerifyWebhook:
         with pytest.raises(WebhookRejected) as refused:
             await adapter.verify_webhook(ACCOUNT, headers, body, self.NOW)
         assert refused.value.reason == "malformed_body"
+
+
+def test_the_sdk_never_logs_bodies_even_when_paycore_runs_at_debug() -> None:
+    """The SDK logs request and response bodies (client secrets) at DEBUG on the `stripe` logger."""
+    import logging
+
+    import paycore.payments.providers.stripe_sdk  # noqa: F401 (sets the level on import)
+
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        assert not logging.getLogger("stripe").isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(before)
