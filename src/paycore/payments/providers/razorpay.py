@@ -81,6 +81,8 @@ class RazorpayProvider:
     supports_livemode = True
     credentials_model: type[BaseModel] | None = RazorpayCredentials
     secret_fields: frozenset[str] = frozenset({"key_secret"})
+    # Razorpay signs webhooks with a secret of their own, set in its dashboard: without it, refuse.
+    webhook_secret_required = True
 
     def __init__(self, settings: Settings, credentials: CredentialSource, http: ProviderHttp) -> None:
         self._settings = settings
