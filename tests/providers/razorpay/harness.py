@@ -42,12 +42,17 @@ class Harness:
     async def buy(self, price: int = 49900) -> Bought:
         product = await create_product(self.http, self.shop, price=price, currency="INR")
         response = await checkout(
-            self.http, self.shop, await cart_with(self.http, self.shop, (product["id"], 1)), provider="razorpay"
+            self.http,
+            self.shop,
+            await cart_with(self.http, self.shop, (product["id"], 1)),
+            provider="razorpay",
         )
         assert response.status_code == 201, response.text
         body = response.json()
         client_data = body["payment"]["client_data"]
-        return Bought(body["order"]["id"], client_data["razorpay_order_id"], body["receipt_token"], client_data)
+        return Bought(
+            body["order"]["id"], client_data["razorpay_order_id"], body["receipt_token"], client_data
+        )
 
     async def confirm(self, bought: Bought, params: dict[str, str]) -> httpx.Response:
         return await self.http.post(
@@ -79,7 +84,9 @@ class Harness:
     async def stored_events(self) -> int:
         async with self.db.session(write=False) as session:
             count = await session.scalar(
-                select(func.count()).select_from(PaymentEvent).where(PaymentEvent.tenant_id == self.shop.tenant_id)
+                select(func.count())
+                .select_from(PaymentEvent)
+                .where(PaymentEvent.tenant_id == self.shop.tenant_id)
             )
         return int(count or 0)
 

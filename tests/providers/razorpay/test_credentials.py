@@ -49,7 +49,9 @@ class TestModel:
             ({"key_id": "rzp_test_Abc123XYZ", "key_secret": SECRET, "extra": "x"}, {"livemode": False}),
         ],
     )
-    def test_refused_without_echoing_values(self, raw: dict[str, str], context: dict[str, bool] | None) -> None:
+    def test_refused_without_echoing_values(
+        self, raw: dict[str, str], context: dict[str, bool] | None
+    ) -> None:
         with pytest.raises(ValidationError) as refused:
             RazorpayCredentials.model_validate(raw, context=context)
         messages = " ".join(error["msg"] for error in refused.value.errors())
@@ -58,7 +60,9 @@ class TestModel:
 
 
 class TestEndpoint:
-    async def test_put_masks_the_secret_and_names_the_webhook_url(self, http: httpx.AsyncClient, db: Database) -> None:
+    async def test_put_masks_the_secret_and_names_the_webhook_url(
+        self, http: httpx.AsyncClient, db: Database
+    ) -> None:
         shop = await open_shop(db)
         response = await http.put(
             "/v1/providers/razorpay",
@@ -76,7 +80,9 @@ class TestEndpoint:
         assert SECRET not in response.text
         assert "0123456789" not in response.text
 
-    async def test_a_live_key_id_with_a_test_api_key_is_refused(self, http: httpx.AsyncClient, db: Database) -> None:
+    async def test_a_live_key_id_with_a_test_api_key_is_refused(
+        self, http: httpx.AsyncClient, db: Database
+    ) -> None:
         shop = await open_shop(db)
         response = await http.put(
             "/v1/providers/razorpay",

@@ -104,7 +104,9 @@ class TestWebhooks:
     async def test_a_duplicate_event_id_is_processed_once(self, rzp: Harness) -> None:
         bought = await rzp.buy()
         payment = rzp.fake.pay(bought.razorpay_order_id)
-        body, headers = rzp.fake.webhook("payment.captured", secret=WEBHOOK_SECRET, event_id="evt_dup1", payment=payment)
+        body, headers = rzp.fake.webhook(
+            "payment.captured", secret=WEBHOOK_SECRET, event_id="evt_dup1", payment=payment
+        )
         url = f"/webhooks/razorpay/{rzp.shop.slug}"
         first = await rzp.http.post(url, content=body, headers=headers)
         second = await rzp.http.post(url, content=body, headers=headers)
@@ -131,7 +133,9 @@ class TestWebhooks:
         assert await rzp.status(bought) == "pending_payment"
 
 
-async def test_webhooks_without_a_secret_are_refused(db: Database, settings: Settings, fake: FakeRazorpay) -> None:
+async def test_webhooks_without_a_secret_are_refused(
+    db: Database, settings: Settings, fake: FakeRazorpay
+) -> None:
     async with razorpay_shop(db, settings, fake, webhook_secret=None) as rzp:
         bought = await rzp.buy()
         payment = rzp.fake.pay(bought.razorpay_order_id)
@@ -168,7 +172,9 @@ class TestRefunds:
         order_id = await self.paid(rzp)
         headers = {**rzp.shop.secret, "Idempotency-Key": "refund-once-1"}
         first = await rzp.http.post(f"/v1/orders/{order_id}/refunds", json={"amount": 10000}, headers=headers)
-        second = await rzp.http.post(f"/v1/orders/{order_id}/refunds", json={"amount": 10000}, headers=headers)
+        second = await rzp.http.post(
+            f"/v1/orders/{order_id}/refunds", json={"amount": 10000}, headers=headers
+        )
         assert first.status_code == second.status_code == 201, first.text
         assert first.json()["id"] == second.json()["id"]
         (refund,) = rzp.fake.refunds.values()
@@ -193,7 +199,9 @@ class TestRefunds:
     async def test_a_pending_refund_is_settled_by_refund_processed(self, rzp: Harness) -> None:
         order_id = await self.paid(rzp)
         rzp.fake.refund_status = "pending"
-        response = await rzp.http.post(f"/v1/orders/{order_id}/refunds", json={"amount": 100}, headers=rzp.shop.secret)
+        response = await rzp.http.post(
+            f"/v1/orders/{order_id}/refunds", json={"amount": 100}, headers=rzp.shop.secret
+        )
         assert response.json()["status"] == "pending"
         (refund,) = rzp.fake.refunds.values()
         payment = rzp.fake.payments[refund["payment_id"]]
@@ -202,6 +210,8 @@ class TestRefunds:
         )
         assert processed.json()["result"] == "applied"
         assert (await order(rzp.http, rzp.shop, order_id))["amount_refunded"] == 100
-        again = await rzp.send_webhook("refund.processed", refund={**refund, "status": "processed"}, payment=payment)
+        again = await rzp.send_webhook(
+            "refund.processed", refund={**refund, "status": "processed"}, payment=payment
+        )
         assert again.json()["result"] == "ignored"
         assert (await order(rzp.http, rzp.shop, order_id))["amount_refunded"] == 100
