@@ -215,3 +215,30 @@ class TestRefunds:
         )
         assert again.json()["result"] == "ignored"
         assert (await order(rzp.http, rzp.shop, order_id))["amount_refunded"] == 100
+
+
+async def test_no_secret_reaches_the_logs_or_responses(
+    db: Database, settings: Settings, fake: FakeRazorpay, capsys: pytest.CaptureFixture[str]
+) -> None:
+    responses: list[str] = []
+    async with razorpay_shop(db, settings, fake) as rzp:
+        bought = await rzp.buy()
+        payment = rzp.fake.pay(bought.razorpay_order_id)
+        good = rzp.fake.checkout_response(payment)
+        responses.append((await rzp.confirm(bought, {**good, "razorpay_signature": "0" * 64})).text)
+        responses.append(
+            (await rzp.send_webhook("payment.captured", secret="whsec_wrong_000000", payment=payment)).text
+        )
+        responses.append((await rzp.confirm(bought, good)).text)
+        responses.append((await rzp.http.get("/v1/providers", headers=rzp.shop.secret)).text)
+        rzp.fake.key_secret = "rotated_at_razorpay_0001"  # our stored key is now wrong: 401 from Razorpay
+        refund = await rzp.http.post(
+            f"/v1/orders/{bought.order_id}/refunds", json={}, headers=rzp.shop.secret
+        )
+        responses.append(refund.text)
+        assert refund.json()["status"] == "failed"
+    captured = capsys.readouterr()
+    everything = captured.out + captured.err + "".join(responses)
+    assert "fake_key_secret_0123456789" not in everything
+    assert WEBHOOK_SECRET not in everything
+    assert "authentication failed" in everything.lower()  # the refusal itself is logged
