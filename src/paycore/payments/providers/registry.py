@@ -11,6 +11,7 @@ from paycore.errors import InvalidRequest, NotFound
 from paycore.payments.providers.base import CredentialSource, PaymentProvider
 from paycore.payments.providers.common import ProviderHttp
 from paycore.payments.providers.guarded import GuardedProvider
+from paycore.payments.providers.razorpay import RazorpayProvider
 from paycore.payments.providers.sandbox import SandboxProvider
 from paycore.payments.providers.stripe import StripeProvider
 from paycore.provider_credentials.service import CredentialStore
@@ -75,6 +76,7 @@ def build_registry(
     providers: list[PaymentProvider] = [
         SandboxProvider(settings, database),
         StripeProvider(settings, credentials, http),
+        RazorpayProvider(settings, credentials, http),
     ]
     return ProviderRegistry(
         {
