@@ -14,9 +14,9 @@ from tests.conftest import make_settings
 from tests.providers.paypal.fake import (
     API_HOST,
     CERT_HOST,
-    LIVE_API_HOST,
     CLIENT_ID,
     CLIENT_SECRET,
+    LIVE_API_HOST,
     WEBHOOK_ID,
     FakePayPal,
 )

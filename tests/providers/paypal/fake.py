@@ -280,14 +280,14 @@ class FakePayPal:
             body = await request.json()
             self.refund_requests.append({"request_id": request_id, "capture_id": capture_id, "body": body})
             found = [
-                (order_id, unit["payments"]["captures"][0])
-                for order_id, order in self.orders.items()
+                (order["id"], unit["payments"]["captures"][0])
+                for order in self.orders.values()
                 for unit in order["purchase_units"]
                 if unit.get("payments", {}).get("captures", [{}])[0].get("id") == capture_id
             ]
             if not found:
                 return _error(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID")
-            order_id, captured = found[0]
+            captured = found[0][1]
             refunded = sum(int(r["amount"]["value"].replace(".", "")) for r in captured.get("refunds", []))
             asked = body["amount"]
             if asked["currency_code"] != captured["amount"]["currency_code"]:

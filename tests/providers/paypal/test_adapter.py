@@ -22,7 +22,10 @@ from tests.providers.paypal.fake import API_HOST, CLIENT_SECRET, LIVE_API_HOST, 
 ACCOUNT = ProviderAccount(tenant_id=TENANT, tenant_slug="shop", livemode=False)
 
 
-def payment(amount: Money = Money(2500, "EUR"), **extra: str) -> PaymentRequest:
+EUR_25 = Money(2500, "EUR")
+
+
+def payment(amount: Money = EUR_25, **extra: str) -> PaymentRequest:
     return PaymentRequest(
         account=ACCOUNT,
         attempt_id="pay_attempt1",
