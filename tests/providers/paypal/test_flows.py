@@ -344,3 +344,24 @@ async def test_online_verification_unavailable_then_delivered(
         assert fake.verify_requests[-1]["webhook_id"] == WEBHOOK_ID
         assert fake.cert_fetches == []
         assert (await flow.order(bought))["status"] == "fulfilled"
+
+
+async def test_wrong_secret_refuses_checkout_without_revealing_it(
+    db: Database, router: HostRouter, fake: FakePayPal, trust_roots: str
+) -> None:
+    fake.apps[CLIENT_ID] = "the-secret-paypal-now-expects"
+    async for flow in open_flow(db, router, fake, settings_for(db, trust_roots), webhook_id=WEBHOOK_ID):
+        product = await create_product(flow.client, flow.shop)
+        response = await checkout(
+            flow.client,
+            flow.shop,
+            await cart_with(flow.client, flow.shop, (product["id"], 1)),
+            provider="paypal",
+        )
+        assert response.status_code == 502, response.text
+        assert response.json()["error"]["code"] == "provider_refused"
+        assert CLIENT_SECRET not in response.text
+        listed = await flow.client.get("/v1/providers", headers=flow.shop.secret)
+        assert CLIENT_SECRET not in listed.text
+        assert WEBHOOK_ID not in listed.text
+        assert fake.create_requests == []
