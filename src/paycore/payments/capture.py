@@ -57,7 +57,9 @@ async def capture_authorized(
         PROVIDER_CALL_FAILURES.labels(provider=provider_name, operation="capture").inc()
         log.warning("capture_deferred", provider=provider_name, attempt=attempt.id, error=str(exc))
         return False
+    # The same source as the customer's return: both report the one capture, so they share an
+    # inbox id and the order moves once whichever comes first.
     await apply_provider_status(
-        database, registry, settings, attempt=attempt, status=status, source="capture"
+        database, registry, settings, attempt=attempt, status=status, source="confirm"
     )
     return True

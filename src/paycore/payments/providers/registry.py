@@ -11,6 +11,7 @@ from paycore.errors import InvalidRequest, NotFound
 from paycore.payments.providers.base import CredentialSource, PaymentProvider
 from paycore.payments.providers.common import ProviderHttp
 from paycore.payments.providers.guarded import GuardedProvider
+from paycore.payments.providers.paypal import PayPalProvider
 from paycore.payments.providers.razorpay import RazorpayProvider
 from paycore.payments.providers.sandbox import SandboxProvider
 from paycore.payments.providers.stripe import StripeProvider
@@ -77,6 +78,7 @@ def build_registry(
         SandboxProvider(settings, database),
         StripeProvider(settings, credentials, http),
         RazorpayProvider(settings, credentials, http),
+        PayPalProvider(settings, credentials, http),
     ]
     return ProviderRegistry(
         {

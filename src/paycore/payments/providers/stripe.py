@@ -69,6 +69,7 @@ class StripeProvider:
     supports_livemode = True
     credentials_model: type[BaseModel] | None = StripeCredentials
     secret_fields: frozenset[str] = frozenset({"secret_key"})
+    webhook_secret_required = True
 
     def __init__(
         self,
