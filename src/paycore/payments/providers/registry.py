@@ -11,6 +11,7 @@ from paycore.errors import InvalidRequest, NotFound
 from paycore.payments.providers.base import CredentialSource, PaymentProvider
 from paycore.payments.providers.common import ProviderHttp
 from paycore.payments.providers.guarded import GuardedProvider
+from paycore.payments.providers.midtrans import MidtransProvider
 from paycore.payments.providers.sandbox import SandboxProvider
 from paycore.provider_credentials.service import CredentialStore
 
@@ -73,6 +74,7 @@ def build_registry(
     http = ProviderHttp(timeout=settings.provider_timeout_seconds, transport=http_transport)
     providers: list[PaymentProvider] = [
         SandboxProvider(settings, database),
+        MidtransProvider(settings, credentials, http),
     ]
     return ProviderRegistry(
         {
