@@ -21,6 +21,8 @@ from tests.providers.support import set_provider
 
 # Rp 99.000 in minor units (IDR has two minor-unit digits in ISO 4217).
 PRICE = 9_900_000
+# A paid physical product is fulfilled at once (stock taken): both say the money arrived.
+PAID = frozenset({"paid", "fulfilled"})
 
 
 @dataclass

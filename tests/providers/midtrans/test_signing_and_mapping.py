@@ -158,27 +158,33 @@ class TestStatuses:
         assert payment_state(status, fraud, code) is state
 
 
-class TestEventIds:
-    base = {"transaction_id": "tx-1", "order_id": "pay_1", "status_code": "200", "fraud_status": "accept"}
+BASE: dict[str, object] = {
+    "transaction_id": "tx-1",
+    "order_id": "pay_1",
+    "status_code": "200",
+    "fraud_status": "accept",
+}
 
+
+class TestEventIds:
     def test_a_resent_notification_has_the_same_id(self) -> None:
-        first = {**self.base, "transaction_status": "settlement", "signature_key": "a"}
-        again = {**self.base, "transaction_status": "settlement", "signature_key": "a", "status_message": "x"}
+        first = {**BASE, "transaction_status": "settlement", "signature_key": "a"}
+        again = {**BASE, "transaction_status": "settlement", "signature_key": "a", "status_message": "x"}
         assert event_id(first) == event_id(again)
 
     def test_each_transition_has_its_own_id(self) -> None:
         ids = {
-            event_id({**self.base, "transaction_status": "pending", "status_code": "201"}),
-            event_id({**self.base, "transaction_status": "capture", "fraud_status": "challenge"}),
-            event_id({**self.base, "transaction_status": "capture"}),
-            event_id({**self.base, "transaction_status": "settlement"}),
+            event_id({**BASE, "transaction_status": "pending", "status_code": "201"}),
+            event_id({**BASE, "transaction_status": "capture", "fraud_status": "challenge"}),
+            event_id({**BASE, "transaction_status": "capture"}),
+            event_id({**BASE, "transaction_status": "settlement"}),
         }
         assert len(ids) == 4
 
     def test_each_refund_has_its_own_id(self) -> None:
         first = [{"refund_chargeback_id": 1, "refund_amount": "1000.00", "refund_key": "re_1"}]
         second = [*first, {"refund_chargeback_id": 2, "refund_amount": "2000.00", "refund_key": "re_2"}]
-        one = event_id({**self.base, "transaction_status": "partial_refund", "refunds": first})
-        two = event_id({**self.base, "transaction_status": "partial_refund", "refunds": second})
+        one = event_id({**BASE, "transaction_status": "partial_refund", "refunds": first})
+        two = event_id({**BASE, "transaction_status": "partial_refund", "refunds": second})
         assert one != two
-        assert one == event_id({**self.base, "transaction_status": "partial_refund", "refunds": list(first)})
+        assert one == event_id({**BASE, "transaction_status": "partial_refund", "refunds": list(first)})
