@@ -68,6 +68,8 @@ class FakeMidtrans:
         self.requests: list[dict[str, Any]] = []
         # Set to an HTTP status to make every API call answer it (a Midtrans outage).
         self.fail_with: int | None = None
+        # Set to a status code to make the Core API answer HTTP 200 with that error in the body.
+        self.body_error: str | None = None
         self.app = self._build()
 
     def transport(self) -> HostRouter:
@@ -144,6 +146,8 @@ class FakeMidtrans:
             )
             if self.fail_with is not None:
                 return JSONResponse({"status_code": str(self.fail_with)}, status_code=self.fail_with)
+            if self.body_error is not None and request.url.path.startswith("/v2/"):
+                return JSONResponse({"status_code": self.body_error, "status_message": "error in the body"})
             if self._server_key(request) is None:
                 return JSONResponse(
                     {

@@ -206,11 +206,28 @@ class TestFetchStatus:
         assert fake.requests[-1]["host"] == API_HOST
         assert fake.requests[-1]["path"] == "/v2/pay_0001/status"
 
-    async def test_an_error_in_the_body_is_an_error(
-        self, midtrans: MidtransProvider, fake: FakeMidtrans
+    @pytest.mark.parametrize("reference", ["..", "pay_1/../../refund", "pay 1", "x" * 51])
+    async def test_a_reference_that_is_no_order_id_is_not_sent(
+        self, midtrans: MidtransProvider, fake: FakeMidtrans, reference: str
     ) -> None:
+        with pytest.raises(ProviderRequestRefused):
+            await midtrans.fetch_status(TEST, reference)
+        assert fake.requests == []
+
+    async def test_http_errors(self, midtrans: MidtransProvider, fake: FakeMidtrans) -> None:
         fake.fail_with = 500
         with pytest.raises(ProviderUnavailable):
+            await midtrans.fetch_status(TEST, "pay_0001")
+
+    @pytest.mark.parametrize(
+        ("code", "error"), [("500", ProviderUnavailable), ("401", ProviderRequestRefused)]
+    )
+    async def test_an_error_in_the_body_of_an_http_200_is_an_error(
+        self, midtrans: MidtransProvider, fake: FakeMidtrans, code: str, error: type[Exception]
+    ) -> None:
+        # Midtrans' Core API can answer HTTP 200 with the error in `status_code` (its SDK checks both).
+        fake.body_error = code
+        with pytest.raises(error):
             await midtrans.fetch_status(TEST, "pay_0001")
 
     async def test_confirm_asks_the_status_api_not_the_browser(
@@ -257,9 +274,15 @@ class TestRefund:
         assert outcome.failure_reason is not None
         assert outcome.failure_reason.startswith("412: Merchant cannot modify")
 
-    async def test_midtrans_down_is_unavailable(self, midtrans: MidtransProvider, fake: FakeMidtrans) -> None:
+    @pytest.mark.parametrize("trouble", ["http_503", "body_500"])
+    async def test_midtrans_down_is_unavailable(
+        self, midtrans: MidtransProvider, fake: FakeMidtrans, trouble: str
+    ) -> None:
         await self.paid(midtrans, fake)
-        fake.fail_with = 503
+        if trouble == "http_503":
+            fake.fail_with = 503
+        else:
+            fake.body_error = "500"
         with pytest.raises(ProviderUnavailable):
             await midtrans.refund(TEST, "pay_0001", Money(2_500_000, "IDR"), "re_1")
 

@@ -157,9 +157,10 @@ class TestRefund:
         shop, product = await midtrans_shop(paycore)
         bought = await buy(paycore, shop, product)
         await notify(paycore, shop, paycore.fake.pay(bought.attempt_id, "settlement"))
-        paycore.fake.transactions[bought.attempt_id].transaction_status = "capture"  # not yet refundable
+        # Midtrans' side moved on to a state it will not refund from (a challenged capture).
+        transaction = paycore.fake.transactions[bought.attempt_id]
+        transaction.transaction_status, transaction.fraud_status = "capture", "challenge"
 
-        paycore.fake.transactions[bought.attempt_id].fraud_status = "challenge"
         response = await paycore.client.post(
             f"/v1/orders/{bought.order_id}/refunds", json={"amount": 4_000_000}, headers=shop.secret
         )

@@ -188,3 +188,8 @@ class TestEventIds:
         two = event_id({**BASE, "transaction_status": "partial_refund", "refunds": second})
         assert one != two
         assert one == event_id({**BASE, "transaction_status": "partial_refund", "refunds": list(first)})
+
+    def test_refunds_without_ids_are_told_apart_by_the_running_total(self) -> None:
+        one = event_id({**BASE, "transaction_status": "partial_refund", "refund_amount": "10000.00"})
+        two = event_id({**BASE, "transaction_status": "partial_refund", "refund_amount": "30000.00"})
+        assert one != two

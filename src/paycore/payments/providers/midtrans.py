@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -64,6 +65,9 @@ from paycore.payments.providers.midtrans_signing import signature_matches
 NAME = "midtrans"
 # The notification fields the signature covers, plus what says what happened.
 _SIGNED_FIELDS = ("order_id", "status_code", "gross_amount", "signature_key", "transaction_status")
+# What Midtrans allows in an order_id; also keeps our references safe to put in a URL path.
+# (At least one letter or digit: `..` is allowed by Midtrans but means something else in a path.)
+_ORDER_ID = re.compile(r"(?=.*[A-Za-z0-9])[A-Za-z0-9\-_~.]{1,50}")
 
 
 class MidtransProvider:
@@ -104,6 +108,7 @@ class MidtransProvider:
 
     async def create_payment(self, request: PaymentRequest) -> PaymentSession:
         server_key, client_key = await self._keys(request.account)
+        _order_id(request.attempt_id)
         try:
             gross_amount = gross_amount_of(request.amount)
         except AmountNotConvertible as exc:
@@ -130,7 +135,7 @@ class MidtransProvider:
 
     async def fetch_status(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
         server_key, _ = await self._keys(account)
-        url = f"{self._api_base(account.livemode)}/v2/{payment_ref}/status"
+        url = f"{self._api_base(account.livemode)}/v2/{_order_id(payment_ref)}/status"
         answer = await self._core_call("GET", url, server_key)
         code = _text(answer.get("status_code"))
         if code == "404":
@@ -166,7 +171,7 @@ class MidtransProvider:
             raise ProviderRequestRefused(f"midtrans cannot refund this amount: {exc}") from None
         # `refund_key` is Midtrans' idempotency key for refunds: a retry with it refunds once.
         body = {"refund_key": refund_id, "amount": rupiah, "reason": f"paycore refund {refund_id}"}
-        url = f"{self._api_base(account.livemode)}/v2/{payment_ref}/refund"
+        url = f"{self._api_base(account.livemode)}/v2/{_order_id(payment_ref)}/refund"
         answer = await self._core_call("POST", url, server_key, body)
         code = _text(answer.get("status_code")) or ""
         reference = refund_ref(answer) or refund_id
@@ -276,6 +281,12 @@ def _notification(body: bytes) -> dict[str, Any]:
         if not isinstance(payload.get(field), str) or not payload[field]:
             raise WebhookRejected("malformed_body", f"the notification has no {field} string")
     return payload
+
+
+def _order_id(reference: str) -> str:
+    if not _ORDER_ID.fullmatch(reference):
+        raise ProviderRequestRefused("this payment reference is not a Midtrans order_id")
+    return reference
 
 
 def _refuse_body_error(answer: dict[str, Any], *, allowed: set[str]) -> None:

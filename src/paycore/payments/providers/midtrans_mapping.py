@@ -137,7 +137,8 @@ def event_id(payload: dict[str, Any]) -> str:
         _text(payload.get("status_code")) or "-",
     ]
     if payload.get("transaction_status") in _REFUNDED:
-        parts.append(refund_ref(latest_refund(payload)) or "-")
+        # Without a refund id, the running total still tells one refund from the next.
+        parts.append(refund_ref(latest_refund(payload)) or _text(payload.get("refund_amount")) or "-")
     return ":".join(parts)
 
 
