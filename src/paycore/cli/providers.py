@@ -74,7 +74,7 @@ def set_provider(
     values = _read_credentials(credential or [], credentials_file)
     livemode = mode is KeyMode.LIVE
 
-    async def work() -> dict[str, Any]:
+    async def work() -> tuple[dict[str, Any], bool]:
         async with database_for(settings) as database:
             registry = build_registry(settings, database)
             adapter = configurable(registry, provider)
@@ -99,9 +99,10 @@ def set_provider(
                     actor=cli_actor(),
                     now=utcnow(),
                 )
-                return credentials_out(row, settings, owner.slug).model_dump(mode="json")
+                shown = credentials_out(row, settings, owner.slug).model_dump(mode="json")
+                return shown, adapter.webhook_secret_required
 
-    shown = run_async(work)
+    shown, needs_webhook_secret = run_async(work)
     if as_json:
         print_json(shown)
         return
@@ -109,7 +110,7 @@ def set_provider(
         f"Set {provider} ({mode.value}) for {tenant}: "
         + ", ".join(f"{k}={v}" for k, v in shown["credentials"].items())
     )
-    if shown["webhook_secret"] is None:
+    if shown["webhook_secret"] is None and needs_webhook_secret:
         console.print("[yellow]No webhook secret: every webhook from this provider will be refused.[/]")
     console.print(f"Register this webhook URL at {provider}: {shown['webhook_url']}", highlight=False)
 

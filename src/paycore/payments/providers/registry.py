@@ -11,6 +11,7 @@ from paycore.errors import InvalidRequest, NotFound
 from paycore.payments.providers.base import CredentialSource, PaymentProvider
 from paycore.payments.providers.common import ProviderHttp
 from paycore.payments.providers.guarded import GuardedProvider
+from paycore.payments.providers.midtrans import MidtransProvider
 from paycore.payments.providers.paypal import PayPalProvider
 from paycore.payments.providers.razorpay import RazorpayProvider
 from paycore.payments.providers.sandbox import SandboxProvider
@@ -79,6 +80,7 @@ def build_registry(
         StripeProvider(settings, credentials, http),
         RazorpayProvider(settings, credentials, http),
         PayPalProvider(settings, credentials, http),
+        MidtransProvider(settings, credentials, http),
     ]
     return ProviderRegistry(
         {
