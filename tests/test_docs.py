@@ -13,7 +13,7 @@ from paycore.cli import app
 from paycore.config import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 def test_readme_lists_every_setting() -> None:

@@ -138,6 +138,9 @@ def configure_logging(*, level: str, json: bool, stream: IO[str] | None = None) 
     # Alembic announces its context on every status read (`/ready` polls it); `paycore db`
     # commands print their own summary.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # The Stripe SDK logs request and response bodies at DEBUG: client secrets and customers'
+    # details, which must never reach a log whatever paycore's own level is.
+    logging.getLogger("stripe").setLevel(max(logging.INFO, root.level))
     structlog.configure(
         processors=[
             *_shared_processors(),

@@ -24,8 +24,8 @@ from paycore.payments.providers.common import ERROR_EXCERPT, ProviderHttp
 T = TypeVar("T")
 
 # The SDK logs request and response bodies at DEBUG on the `stripe` logger: a PaymentIntent's
-# client secret (which Stripe says must never be logged) and customers' details. paycore's root
-# logger runs at DEBUG in development, so keep this one at INFO or above.
+# client secret (which Stripe says must never be logged) and customers' details. paycore's
+# `configure_logging` keeps it at INFO or above; this holds it there even before that runs.
 logging.getLogger("stripe").setLevel(max(logging.INFO, logging.getLogger("stripe").level))
 
 # Any Stripe key that might appear in a provider message (Stripe masks them, but we do not rely on it).
