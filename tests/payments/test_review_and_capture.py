@@ -3,10 +3,13 @@ one the customer approved that paycore must capture (PayPal) right after the web
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 from sqlalchemy import select
 
+from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.db import Database
 from paycore.money import Money
@@ -16,6 +19,7 @@ from paycore.payments.inbox import apply_stored_event, store_event, synthetic_pa
 from paycore.payments.models import EventResult, PaymentAttempt
 from paycore.payments.providers.base import NeutralEvent, NeutralKind, ProviderAccount
 from paycore.payments.providers.registry import build_registry
+from paycore.payments.reconcile import next_check_delay, reconcile_open_payments
 from tests.flows.helpers import Shop, buy, confirm, create_product, open_shop, order
 
 
@@ -107,3 +111,45 @@ class TestCaptureAfterApproval:
         assert not await capture_authorized(
             db, registry, settings, account=account, provider_name="sandbox", event=approval
         )
+
+
+class TestReconcileBackoff:
+    async def test_an_open_attempt_is_asked_again_later_each_time(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        product = await create_product(client, shop, price=1500)
+        await buy(client, shop, product["id"])
+        registry = build_registry(settings, db)
+        start = utcnow() + timedelta(minutes=settings.reconcile_after_minutes + 1)
+
+        async def checks() -> tuple[int, object]:
+            async with db.session(write=False) as session:
+                attempt = await session.scalar(select(PaymentAttempt))
+            assert attempt is not None
+            return attempt.reconcile_checks, attempt.next_reconcile_at
+
+        await reconcile_open_payments(db, registry, settings, now=start)
+        assert await checks() == (1, start + timedelta(minutes=settings.reconcile_after_minutes))
+        await reconcile_open_payments(db, registry, settings, now=start + timedelta(minutes=1))
+        assert (await checks())[0] == 1  # not due yet: not asked
+        second = start + timedelta(minutes=settings.reconcile_after_minutes)
+        await reconcile_open_payments(db, registry, settings, now=second)
+        assert await checks() == (2, second + timedelta(minutes=2 * settings.reconcile_after_minutes))
+
+    def test_the_wait_doubles_up_to_six_hours(self, settings: Settings) -> None:
+        waits = [next_check_delay(settings, checks) for checks in range(8)]
+        assert waits[:3] == [timedelta(minutes=10), timedelta(minutes=20), timedelta(minutes=40)]
+        assert waits[-1] == timedelta(hours=6)
+
+    async def test_a_failed_attempt_is_paid_if_the_customer_pays_after_all(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        product = await create_product(client, shop, price=1500)
+        bought = await buy(client, shop, product["id"])
+        await apply(db, settings, shop, event_for(bought, NeutralKind.PAYMENT_FAILED, "declined"))
+        # The sandbox payment then succeeds at the provider, and its webhook is lost.
+        await confirm(client, bought["payment"]["id"], bad_signature=True)
+        registry = build_registry(settings, db)
+        later = utcnow() + timedelta(minutes=settings.reconcile_after_minutes + 1)
+        assert await reconcile_open_payments(db, registry, settings, now=later) == 1
+        assert (await order(client, shop, bought["order"]["id"]))["status"] in {"paid", "fulfilled"}

@@ -51,6 +51,10 @@ class PaymentAttempt(Base):
     client_data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     failure_reason: Mapped[str | None] = mapped_column(String(500))
     succeeded_at: Mapped[datetime | None]
+    # Reconciliation asks the provider about an open attempt again only after this, backing off
+    # each time it is still open (so a week of abandoned checkouts does not crowd out new ones).
+    reconcile_checks: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_reconcile_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()
 

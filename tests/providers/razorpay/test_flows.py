@@ -155,9 +155,12 @@ class TestReconciliation:
         assert await rzp.status(bought) == "pending_payment"  # a failed payment is not the end
 
         rzp.fake.pay(bought.razorpay_order_id)
-        assert await reconcile_open_payments(rzp.db, rzp.registry, rzp.settings, now=later) == 1
-        assert await rzp.status(bought) == PAID
+        # Asked again only after its backoff (the reconcile interval after the first look).
         assert await reconcile_open_payments(rzp.db, rzp.registry, rzp.settings, now=later) == 0
+        again = later + timedelta(minutes=rzp.settings.reconcile_after_minutes + 1)
+        assert await reconcile_open_payments(rzp.db, rzp.registry, rzp.settings, now=again) == 1
+        assert await rzp.status(bought) == PAID
+        assert await reconcile_open_payments(rzp.db, rzp.registry, rzp.settings, now=again) == 0
         assert await rzp.outbox_count("order.paid") == 1
 
 

@@ -151,8 +151,11 @@ class TestReconcileAndConfirm:
         later = utcnow() + timedelta(minutes=settings.reconcile_after_minutes + 1)
         assert await reconcile_open_payments(db, registry, settings, now=later) == 0  # not paid yet
         paid = fake_stripe.pay(intent_of(fake_stripe, started)["id"])
-        assert await reconcile_open_payments(db, registry, settings, now=later) == 1
+        # Asked again only after its backoff (the reconcile interval after the first look).
         assert await reconcile_open_payments(db, registry, settings, now=later) == 0
+        again = later + timedelta(minutes=settings.reconcile_after_minutes + 1)
+        assert await reconcile_open_payments(db, registry, settings, now=again) == 1
+        assert await reconcile_open_payments(db, registry, settings, now=again) == 0
         assert (await order(client, shop, started["order"]["id"]))["status"] in PAID
         # The webhook arrives after all: nothing more happens.
         late = await post_event(client, shop, fake_stripe.event("payment_intent.succeeded", paid))
