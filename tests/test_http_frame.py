@@ -285,3 +285,10 @@ class TestSecurityHeaders:
     async def test_the_api_docs_may_load_their_scripts(self, http: httpx.AsyncClient) -> None:
         response = await http.get("/docs")
         assert "https://cdn.jsdelivr.net" in response.headers["content-security-policy"]
+
+
+class TestMethodNotAllowed:
+    async def test_allow_names_every_method_of_the_path(self, http: httpx.AsyncClient) -> None:
+        response = await http.request("OPTIONS", "/v1/products")
+        assert response.status_code == 405
+        assert response.headers["allow"] == "GET, POST"  # two routes serve this path

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import schemathesis
 import uvicorn
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from hypothesis import HealthCheck, settings
 
 from paycore.app import create_app
@@ -87,17 +88,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         thread.join(timeout=15)
 
 
-@pytest.fixture(scope="module")
-def api_schema(live_server: LiveServer) -> schemathesis.schemas.BaseSchema:
-    return schemathesis.openapi.from_url(f"{live_server.url}/openapi.json")
-
-
-schema = schemathesis.pytest.from_fixture("api_schema")
+# The document is the app's own, built without a database; the calls go to the live server.
+schema = schemathesis.openapi.from_dict(create_app(make_settings()).openapi())
 
 
 @schema.parametrize()
 @settings(
-    max_examples=12,
+    max_examples=25,
     deadline=None,
     derandomize=True,  # the same cases every run: a failure here is reproducible, not flaky
     suppress_health_check=list(HealthCheck),
@@ -106,7 +103,13 @@ def test_no_operation_answers_5xx_or_off_its_document(
     case: schemathesis.Case, live_server: LiveServer
 ) -> None:
     case.call_and_validate(
-        base_url=live_server.url, headers={"Authorization": f"Bearer {live_server.secret_key}"}
+        base_url=live_server.url,
+        headers={"Authorization": f"Bearer {live_server.secret_key}"},
+        # The document cannot say everything the API checks (a currency must be a real ISO 4217
+        # code, a cursor one we issued, an amount a JSON integer, not 5.0): a request the
+        # document allows may still be refused — with a documented 4xx, which the other checks
+        # hold it to.
+        excluded_checks=[positive_data_acceptance],
     )
 
 

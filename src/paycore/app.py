@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from redis.asyncio import Redis
 
 from paycore import __version__
@@ -36,6 +38,7 @@ from paycore.provider_credentials.endpoints import router as provider_credential
 from paycore.provider_credentials.service import webhooks_without_secret
 from paycore.ratelimit import RateLimiter, RateLimitMiddleware
 from paycore.sandbox.endpoints import router as sandbox_router
+from paycore.schemas import ERROR_RESPONSES
 from paycore.tenancy.endpoints import router as tenancy_router
 
 log = get_logger(__name__)
@@ -65,6 +68,31 @@ async def warn_about_refused_webhooks(database: Database, registry: ProviderRegi
             livemode=row.livemode,
             why="keys are set but no webhook secret: every webhook from this provider is refused",
         )
+
+
+def _openapi_with_our_422(app: FastAPI) -> dict[str, Any]:
+    """FastAPI documents its own 422 body, and an HTML route's errors as HTML; paycore answers
+    every error in its JSON envelope."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+        )
+        envelope = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                for code, response in operation.get("responses", {}).items():
+                    # Errors are JSON even from an HTML page's route.
+                    if code in ("422", "4XX", "5XX"):
+                        response["content"] = envelope
+        components = document.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        app.openapi_schema = document
+    return app.openapi_schema
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -111,7 +139,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        responses=ERROR_RESPONSES,
     )
+    app.openapi = lambda: _openapi_with_our_422(app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.database = database
     app.state.breakers = breakers_for(settings)

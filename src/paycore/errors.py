@@ -20,6 +20,7 @@ turned into a 500 by `paycore.middleware.RequestContextMiddleware`, which also l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
@@ -184,18 +185,37 @@ async def _paycore_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _path_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}/]+\})", template)
+    return re.compile("".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts))
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the API document lists for this path. Starlette's own 405 names only the
+    first route that matched the path, while a path here is often served by several routes."""
+    document = request.app.openapi()
+    methods: set[str] = set()
+    for template, operations in document.get("paths", {}).items():
+        if _path_pattern(template).fullmatch(request.url.path):
+            methods |= {method.upper() for method in operations}
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     error_type, code, message = _HTTP_STATUS_ERRORS.get(
         exc.status_code,
         (ErrorType.INVALID_REQUEST, "http_error", str(exc.detail)),
     )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
     return error_response(
         exc.status_code,
         error_type=error_type,
         code=code,
         message=message,
-        headers=exc.headers,
+        headers=headers,
     )
 
 

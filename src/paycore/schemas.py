@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
 from fastapi import Query
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict
 
 from paycore.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 T = TypeVar("T")
+
+
+_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339_only(value: object) -> object:
+    """Pydantic would also take a number of seconds ("0.5") as a time; the API says RFC 3339."""
+    if isinstance(value, str) and not _RFC3339_START.match(value):
+        raise ValueError("must be an RFC 3339 date-time such as 2026-01-31T12:00:00Z")
+    return value
 
 
 def _in_utc(value: datetime) -> datetime:
@@ -21,7 +32,7 @@ def _in_utc(value: datetime) -> datetime:
 
 
 # A point in time from a client: must carry an offset (RFC 3339) and exist in UTC.
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_in_utc)]
 
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
 CursorQuery = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")]
@@ -34,10 +45,40 @@ class ListOut(BaseModel, Generic[T]):
     next_cursor: str | None
 
 
+class ErrorDetail(BaseModel):
+    type: str
+    code: str
+    message: str
+    param: str | None = None
+    request_id: str | None = None
+
+
+class ErrorOut(BaseModel):
+    """The one envelope every refusal and failure comes in."""
+
+    error: ErrorDetail
+
+
+# Documented on every operation: any 4xx or 5xx arrives in the envelope.
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    "4XX": {"model": ErrorOut, "description": "Refused; `error.code` says why."},
+    "5XX": {"model": ErrorOut, "description": "paycore or a provider is unavailable; safe to retry."},
+}
+
+
 class StrictInput(BaseModel):
     """Request bodies refuse fields they do not know: a typo is an error, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-__all__ = ["DEFAULT_LIMIT", "CursorQuery", "LimitQuery", "ListOut", "StrictInput", "UtcDatetime"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "ERROR_RESPONSES",
+    "CursorQuery",
+    "ErrorOut",
+    "LimitQuery",
+    "ListOut",
+    "StrictInput",
+    "UtcDatetime",
+]
