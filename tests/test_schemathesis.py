@@ -17,8 +17,8 @@ import httpx
 import pytest
 import schemathesis
 import uvicorn
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from paycore.app import create_app
 from paycore.audit.service import Actor
