@@ -34,12 +34,14 @@ from paycore.ops.endpoints import router as ops_router
 from paycore.orders.endpoints import router as orders_router
 from paycore.payments.endpoints import webhook_router
 from paycore.payments.providers.registry import ProviderRegistry, breakers_for, build_registry
+from paycore.platform.endpoints import router as platform_router
 from paycore.provider_credentials.endpoints import router as provider_credentials_router
 from paycore.provider_credentials.service import webhooks_without_secret
 from paycore.ratelimit import RateLimiter, RateLimitMiddleware
 from paycore.sandbox.endpoints import router as sandbox_router
 from paycore.schemas import ERROR_RESPONSES
 from paycore.tenancy.endpoints import router as tenancy_router
+from paycore.tenancy.standing import StandingCache
 
 log = get_logger(__name__)
 
@@ -150,6 +152,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.redis = None
     app.state.rate_limiter = None
+    app.state.standing = StandingCache()
     app.state.shutting_down = False
 
     install_error_handlers(app)
@@ -183,6 +186,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         webhook_router,
         webhook_endpoints_router,
         provider_credentials_router,
+        platform_router,
         sandbox_router,
     ):
         app.include_router(router)

@@ -12,6 +12,7 @@ from paycore.merchant_webhooks import models as merchant_webhook_models
 from paycore.orders import models as order_models
 from paycore.outbox import models as outbox_models
 from paycore.payments import models as payment_models
+from paycore.platform import models as platform_models
 from paycore.provider_credentials import models as provider_credential_models
 from paycore.sandbox import models as sandbox_models
 from paycore.tenancy import models as tenancy_models
@@ -32,6 +33,7 @@ __all__ = [
     "order_models",
     "outbox_models",
     "payment_models",
+    "platform_models",
     "provider_credential_models",
     "sandbox_models",
     "tenancy_models",

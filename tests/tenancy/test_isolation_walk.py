@@ -43,6 +43,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/orders/{order_id}/refunds"): {"amount": 100},
     ("POST", "/v1/checkout/{order_id}/confirm"): {},
     ("POST", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"): {"previous_secret_valid_hours": 1},
+    ("PUT", "/v1/platform/tenants/{tenant_id}/subscription"): {"plan": "default", "status": "canceled"},
     ("PUT", "/v1/providers/{provider}"): {"webhook_secret": "whsec_taken_over_1234"},
 }
 
@@ -89,6 +90,7 @@ async def tenant_a(db: Database, settings: Settings, client: httpx.AsyncClient) 
             "customer_id": detail["customer_id"],
             "endpoint_id": endpoint.json()["id"],
             "provider": "stripe",
+            "tenant_id": shop.tenant_id,  # the platform API's: no tenant key opens it
         },
         receipt=paid["receipt_token"],
     )

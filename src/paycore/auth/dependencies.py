@@ -15,6 +15,7 @@ from paycore.clock import utcnow
 from paycore.db import Database
 from paycore.dependencies import DatabaseDep, client_ip
 from paycore.errors import AuthenticationFailed, PermissionDenied
+from paycore.tenancy.standing import StandingCache
 
 # Set by the idempotency middleware, which authenticates before the route does: read it back
 # instead of authenticating twice.
@@ -83,17 +84,34 @@ async def require_secret_key(context: AnyKeyDep) -> TenantContext:
 SecretKeyDep = Annotated[TenantContext, Depends(require_secret_key)]
 
 
+async def ensure_may_sell(request: Request, database: Database, context: TenantContext) -> None:
+    """A suspended tenant, or one whose subscription is not active or trialing, is refused."""
+    cache: StandingCache = request.app.state.standing
+    if not (await cache.get(database, context.tenant_id)).may_sell:
+        raise PermissionDenied(
+            "This account is suspended; its platform operator can reactivate it.", code="tenant_suspended"
+        )
+
+
+async def require_storefront(request: Request, context: AnyKeyDep, database: DatabaseDep) -> TenantContext:
+    await ensure_may_sell(request, database, context)
+    return context
+
+
 # The storefront API takes either kind of key: publishable keys were made for it, and a merchant's
 # own server may call it with its secret key.
-StorefrontKeyDep = AnyKeyDep
+StorefrontKeyDep = Annotated[TenantContext, Depends(require_storefront)]
 
 
-def _requiring(scope: Scope) -> Callable[[TenantContext], Awaitable[TenantContext]]:
-    async def require(context: SecretKeyDep) -> TenantContext:
+def _requiring(scope: Scope) -> Callable[..., Awaitable[TenantContext]]:
+    async def require(request: Request, context: SecretKeyDep, database: DatabaseDep) -> TenantContext:
         if scope not in context.scopes:
             raise PermissionDenied(
                 f"This API key lacks the {scope.value} scope this endpoint needs.", code="insufficient_scope"
             )
+        # Refunds of orders already paid go on while suspended: money is never held hostage.
+        if scope is not Scope.REFUNDS:
+            await ensure_may_sell(request, database, context)
         return context
 
     return require

@@ -21,6 +21,7 @@ from paycore.clock import utcnow
 from paycore.db import upsert_insert
 from paycore.errors import Conflict, NotFound
 from paycore.pagination import Page, paginate
+from paycore.tenancy.limits import check_product_limit
 
 DEFAULT_FULFILLMENT = {
     ProductKind.PHYSICAL: {"type": "stock", "config": {}},
@@ -55,6 +56,7 @@ async def create_product(
     fulfillment: dict[str, Any] | None = None,
     active: bool = True,
 ) -> Product:
+    await check_product_limit(session, tenant_id=context.tenant_id, livemode=context.livemode)
     product = Product(
         tenant_id=context.tenant_id,
         livemode=context.livemode,

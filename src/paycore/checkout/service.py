@@ -50,6 +50,7 @@ from paycore.payments.providers.base import (
     ProviderUnavailable,
 )
 from paycore.payments.providers.registry import ProviderRegistry
+from paycore.tenancy.limits import check_order_limit
 
 log = get_logger(__name__)
 
@@ -128,6 +129,7 @@ async def create_order(
     now: datetime,
 ) -> tuple[Order, list[OrderItem], PaymentAttempt]:
     """The first transaction of checkout. Any refusal rolls all of it back, cart included."""
+    await check_order_limit(session, tenant_id=context.tenant_id, livemode=context.livemode, now=now)
     cart = await _convert_cart(session, context, body.cart_id)
     rows = (
         await session.execute(

@@ -1,0 +1,1 @@
+"""The platform operator's side: tenants, plans and subscriptions across the deployment."""

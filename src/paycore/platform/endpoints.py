@@ -1,0 +1,149 @@
+"""`/v1/platform/…`: the platform operator's API (platform keys only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, status
+
+from paycore.dependencies import ReadSessionDep, WriteSessionDep
+from paycore.platform import service
+from paycore.platform.dependencies import PlatformDep
+from paycore.platform.schemas import (
+    PlanIn,
+    PlanOut,
+    PlatformTenantIn,
+    PlatformTenantOut,
+    SubscriptionIn,
+    SubscriptionOut,
+)
+from paycore.schemas import DEFAULT_LIMIT, CursorQuery, LimitQuery, ListOut
+from paycore.tenancy.models import Plan, SubscriptionStatus, TenantStatus
+from paycore.tenancy.standing import StandingCache
+
+router = APIRouter(prefix="/v1/platform", tags=["platform"])
+
+_SELLING = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING)
+
+
+def plan_out(plan: Plan) -> PlanOut:
+    return PlanOut(
+        id=plan.id,
+        code=plan.code,
+        name=plan.name,
+        max_products=plan.max_products,
+        max_orders_per_month=plan.max_orders_per_month,
+        features=list(plan.features),
+        created=plan.created_at,
+    )
+
+
+def tenant_out(view: service.TenantView) -> PlatformTenantOut:
+    subscription = view.subscription
+    return PlatformTenantOut(
+        id=view.tenant.id,
+        slug=view.tenant.slug,
+        name=view.tenant.name,
+        status=view.tenant.status,
+        may_sell=view.tenant.status is TenantStatus.ACTIVE
+        and subscription is not None
+        and subscription.status in _SELLING,
+        subscription=SubscriptionOut(
+            plan=view.plan.code if view.plan else None,
+            status=subscription.status if subscription else None,
+            current_period_end=subscription.current_period_end if subscription else None,
+        ),
+        created=view.tenant.created_at,
+    )
+
+
+def _standing(request: Request) -> StandingCache:
+    cache: StandingCache = request.app.state.standing
+    return cache
+
+
+@router.post("/tenants", status_code=status.HTTP_201_CREATED, summary="Create a tenant (merchant)")
+async def create_tenant(
+    body: PlatformTenantIn, actor: PlatformDep, session: WriteSessionDep
+) -> PlatformTenantOut:
+    view = await service.create_tenant_on_plan(
+        session, slug=body.slug, name=body.name, plan_code=body.plan, actor=actor
+    )
+    return tenant_out(view)
+
+
+@router.get("/tenants", summary="Every tenant, newest first")
+async def list_tenants(
+    _actor: PlatformDep,
+    session: ReadSessionDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> ListOut[PlatformTenantOut]:
+    views, page = await service.list_tenants(session, limit=limit, cursor=cursor)
+    return ListOut(
+        data=[tenant_out(view) for view in views], has_more=page.has_more, next_cursor=page.next_cursor
+    )
+
+
+@router.get("/tenants/{tenant_id}", summary="One tenant with its subscription")
+async def read_tenant(tenant_id: str, _actor: PlatformDep, session: ReadSessionDep) -> PlatformTenantOut:
+    return tenant_out(await service.tenant_view(session, tenant_id))
+
+
+@router.post("/tenants/{tenant_id}/suspend", summary="Stop a tenant's selling (its payments still settle)")
+async def suspend_tenant(
+    tenant_id: str, request: Request, actor: PlatformDep, session: WriteSessionDep
+) -> PlatformTenantOut:
+    view = await service.set_tenant_status(
+        session, tenant_id=tenant_id, status=TenantStatus.SUSPENDED, actor=actor
+    )
+    _standing(request).drop(tenant_id)
+    return tenant_out(view)
+
+
+@router.post("/tenants/{tenant_id}/reactivate", summary="Let a suspended tenant sell again")
+async def reactivate_tenant(
+    tenant_id: str, request: Request, actor: PlatformDep, session: WriteSessionDep
+) -> PlatformTenantOut:
+    view = await service.set_tenant_status(
+        session, tenant_id=tenant_id, status=TenantStatus.ACTIVE, actor=actor
+    )
+    _standing(request).drop(tenant_id)
+    return tenant_out(view)
+
+
+@router.put("/tenants/{tenant_id}/subscription", summary="Set a tenant's plan and subscription status")
+async def put_subscription(
+    tenant_id: str, body: SubscriptionIn, request: Request, actor: PlatformDep, session: WriteSessionDep
+) -> PlatformTenantOut:
+    view = await service.set_subscription(
+        session,
+        tenant_id=tenant_id,
+        plan_code=body.plan,
+        status=body.status,
+        current_period_end=body.current_period_end,
+        actor=actor,
+    )
+    _standing(request).drop(tenant_id)
+    return tenant_out(view)
+
+
+@router.post("/plans", status_code=status.HTTP_201_CREATED, summary="Create a plan")
+async def create_plan(
+    body: PlanIn, request: Request, actor: PlatformDep, session: WriteSessionDep
+) -> PlanOut:
+    plan = await service.create_plan(
+        session,
+        code=body.code,
+        name=body.name,
+        max_products=body.max_products,
+        max_orders_per_month=body.max_orders_per_month,
+        features=body.features,
+        actor=actor,
+    )
+    _standing(request).drop()
+    return plan_out(plan)
+
+
+@router.get("/plans", summary="Every plan")
+async def list_plans(_actor: PlatformDep, session: ReadSessionDep) -> ListOut[PlanOut]:
+    plans = await service.list_plans(session)
+    return ListOut(data=[plan_out(plan) for plan in plans], has_more=False, next_cursor=None)

@@ -1,0 +1,82 @@
+"""A tenant's standing — may it sell, and within which plan limits — cached per process.
+
+Read on every merchant and storefront call, so it is cached for `TTL_SECONDS`; the platform API
+drops a tenant's entry (or all, for a plan change) when it changes them, in this process at once
+and in others within the TTL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from paycore.db import Database
+from paycore.tenancy.models import Plan, Subscription, SubscriptionStatus, Tenant, TenantStatus
+
+TTL_SECONDS = 600.0
+_SELLING = frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING})
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    tenant_status: TenantStatus
+    subscription_status: SubscriptionStatus | None
+    plan_code: str | None
+    max_products: int | None
+    max_orders_per_month: int | None
+    features: tuple[str, ...]
+
+    @property
+    def may_sell(self) -> bool:
+        return self.tenant_status is TenantStatus.ACTIVE and self.subscription_status in _SELLING
+
+
+async def load_standing(session: AsyncSession, tenant_id: str) -> Standing:
+    row = (
+        await session.execute(
+            select(Tenant.status, Subscription.status, Plan)
+            .select_from(Tenant)
+            .outerjoin(Subscription, Subscription.tenant_id == Tenant.id)
+            .outerjoin(Plan, Plan.id == Subscription.plan_id)
+            .where(Tenant.id == tenant_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return Standing(TenantStatus.SUSPENDED, None, None, None, None, ())
+    tenant_status, subscription_status, plan = row
+    return Standing(
+        tenant_status=tenant_status,
+        subscription_status=subscription_status,
+        plan_code=plan.code if plan else None,
+        max_products=plan.max_products if plan else None,
+        max_orders_per_month=plan.max_orders_per_month if plan else None,
+        features=tuple(plan.features) if plan else (),
+    )
+
+
+class StandingCache:
+    def __init__(self, *, ttl: float = TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, tuple[float, Standing]] = {}
+
+    async def get(self, database: Database, tenant_id: str) -> Standing:
+        entry = self._entries.get(tenant_id)
+        now = self._clock()
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        async with database.session(write=False) as session:
+            standing = await load_standing(session, tenant_id)
+        self._entries[tenant_id] = (now + self._ttl, standing)
+        return standing
+
+    def drop(self, tenant_id: str | None = None) -> None:
+        """Forget one tenant's standing, or everyone's (a plan changed)."""
+        if tenant_id is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(tenant_id, None)
