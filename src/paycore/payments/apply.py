@@ -59,7 +59,13 @@ class ApplyOutcome:
 
 
 async def _find_attempt(
-    session: AsyncSession, *, tenant_id: str, provider: str, payment_ref: str | None, attempt_id: str | None
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    provider: str,
+    livemode: bool,
+    payment_ref: str | None,
+    attempt_id: str | None,
 ) -> PaymentAttempt | None:
     """The attempt an event is about, locked: by the provider's reference, or by our attempt id
     when the provider echoes it (a webhook can outrun checkout's second transaction, which is
@@ -73,7 +79,14 @@ async def _find_attempt(
         return None
     attempt = await session.scalar(
         select(PaymentAttempt)
-        .where(PaymentAttempt.tenant_id == tenant_id, PaymentAttempt.provider == provider, or_(*matches))
+        # The mode must agree: evidence signed by the test account never moves a live order
+        # (a test PaymentIntent can carry any attempt id in its metadata).
+        .where(
+            PaymentAttempt.tenant_id == tenant_id,
+            PaymentAttempt.provider == provider,
+            PaymentAttempt.livemode == livemode,
+            or_(*matches),
+        )
         # Should the two ever name different attempts, the provider's reference wins.
         .order_by(case((PaymentAttempt.provider_ref == payment_ref, 0), else_=1))
         .limit(1)
@@ -325,7 +338,12 @@ async def _find_refund(
     for condition in conditions:
         refund = await session.scalar(
             select(Refund)
-            .where(Refund.tenant_id == tenant_id, Refund.provider == provider, condition)
+            .where(
+                Refund.tenant_id == tenant_id,
+                Refund.provider == provider,
+                Refund.livemode == event.livemode,
+                condition,
+            )
             .with_for_update()
         )
         if refund is not None:
@@ -339,7 +357,12 @@ async def _refund_event(
     refund = await _find_refund(session, tenant_id=tenant_id, provider=provider, event=event)
     if refund is None:
         attempt = await _find_attempt(
-            session, tenant_id=tenant_id, provider=provider, payment_ref=event.payment_ref, attempt_id=None
+            session,
+            tenant_id=tenant_id,
+            provider=provider,
+            livemode=event.livemode,
+            payment_ref=event.payment_ref,
+            attempt_id=None,
         )
         if attempt is None or event.amount is None or event.kind is not NeutralKind.REFUND_SUCCEEDED:
             return ApplyOutcome(EventResult.UNMATCHED, "no refund or payment matches")
@@ -383,6 +406,7 @@ async def apply_neutral_event(
         session,
         tenant_id=tenant_id,
         provider=provider,
+        livemode=event.livemode,
         payment_ref=event.payment_ref,
         attempt_id=event.merchant_reference,
     )

@@ -86,13 +86,14 @@ class TestPaymentStates:
     async def test_a_late_pending_after_settlement_is_ignored(self, paycore: Paycore) -> None:
         shop, product = await midtrans_shop(paycore)
         bought = await buy(paycore, shop, product)
+        pending = paycore.fake.pay(bought.attempt_id, "pending")  # sent first, delivered last
         settlement = paycore.fake.pay(bought.attempt_id, "settlement")
-        pending = paycore.fake.pay(bought.attempt_id, "pending")
 
         await notify(paycore, shop, settlement)
         late = await notify(paycore, shop, pending)
 
-        assert (late.status_code, late.json()["result"]) == (200, "ignored")
+        # Its fields are re-read from the status API, which says settlement: the same event.
+        assert (late.status_code, late.json()["duplicate"]) == (200, True)
         order = await order_of(paycore, shop, bought.order_id)
         assert (order["status"] in PAID, order["payments"][0]["status"]) == (True, "succeeded")
 
@@ -273,3 +274,19 @@ class TestOurAnswers:
         assert response.json()["result"] == "queued"
         assert await stored_events(paycore.db, shop.tenant_id) == 1
         assert (await order_of(paycore, shop, bought.order_id))["status"] == "pending_payment"
+
+
+class TestUnsignedFields:
+    async def test_an_edited_status_in_a_genuine_body_does_not_pay(self, paycore: Paycore) -> None:
+        """The signature covers order_id, status_code and gross_amount only: a captured 'cancel'
+        body edited to 'settlement' still verifies — the status API's answer is what counts."""
+        shop, product = await midtrans_shop(paycore)
+        bought = await buy(paycore, shop, product)
+        canceled = paycore.fake.pay(bought.attempt_id, "cancel")
+        forged = {**canceled, "transaction_status": "settlement", "fraud_status": "accept"}
+
+        response = await notify(paycore, shop, forged)
+
+        assert response.status_code == 200
+        order = await order_of(paycore, shop, bought.order_id)
+        assert (order["status"], order["amount_paid"]) == ("pending_payment", 0)

@@ -230,12 +230,31 @@ class MidtransProvider:
                 server_key=server_key,
                 signature_key=payload["signature_key"],
             ):
-                return VerifiedWebhook(payload=payload, livemode=livemode)
+                confirmed = await self._confirmed(payload, server_key, livemode=livemode)
+                return VerifiedWebhook(payload=confirmed, livemode=livemode)
         if tried == 0:
             raise WebhookRejected(
                 "webhook_secret_missing", "no midtrans server key is set for this tenant; refusing"
             )
         raise WebhookRejected("signature_mismatch", "the signature_key does not match")
+
+    async def _confirmed(self, payload: dict[str, Any], server_key: str, *, livemode: bool) -> dict[str, Any]:
+        """The signature covers only order_id, status_code and gross_amount: the status, fraud
+        verdict, currency and refunds beside them could be edited in a genuine old body. So the
+        notification is only a prompt — as Midtrans' own SDK does, the status API is asked, and
+        its answer replaces those fields. (A late `pending` thus reads as today's `settlement`
+        and dedupes with it.) Midtrans unreachable: `ProviderUnavailable`, the receiver answers
+        503 and Midtrans sends the notification again."""
+        try:
+            order_id = _order_id(payload["order_id"])
+        except ProviderRequestRefused:
+            raise WebhookRejected("malformed_body", "the order_id is not one paycore issues") from None
+        answer = await self._core_call("GET", f"{self._api_base(livemode)}/v2/{order_id}/status", server_key)
+        if _text(answer.get("status_code")) == "404" or _text(answer.get("order_id")) != order_id:
+            raise WebhookRejected("not_confirmed", "the status API does not know this transaction")
+        confirmed = {key: value for key, value in payload.items() if key not in _CONFIRMED_FIELDS}
+        confirmed.update({key: answer[key] for key in _CONFIRMED_FIELDS if key in answer})
+        return confirmed
 
     def to_neutral(self, payload: dict[str, Any], *, livemode: bool) -> NeutralEvent:
         status = _text(payload.get("transaction_status")) or ""
@@ -269,10 +288,24 @@ class MidtransProvider:
         )
 
 
+# What the status API says about a transaction, trusted over the notification's own copy.
+_CONFIRMED_FIELDS = (
+    "transaction_status",
+    "fraud_status",
+    "status_code",
+    "gross_amount",
+    "currency",
+    "transaction_id",
+    "refund_amount",
+    "refunds",
+    "settlement_time",
+)
+
+
 def _notification(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise WebhookRejected("malformed_body", "the body is not JSON") from None
     if not isinstance(payload, dict):
         raise WebhookRejected("malformed_body", "the body is not a Midtrans notification")
