@@ -71,6 +71,9 @@ class FlakyProvider:
             provider_event_id=str(payload.get("id")), type="x", kind=NeutralKind.IGNORED, livemode=False
         )
 
+    async def settle(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
+        raise ProviderUnavailable("flaky: 502 Bad Gateway")
+
     async def fetch_status(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
         raise ProviderUnavailable("flaky: 502 Bad Gateway")
 

@@ -425,3 +425,28 @@ class TestReviewFindings:
             )
         assert await submit_pending_refunds(db, registry) == 1
         assert (await order(client, shop, first["order"]["id"]))["status"] == "refunded"
+
+
+class TestHostileProviderBodies:
+    """Before any signature is checked, a body is parsed: none may make a 500."""
+
+    @pytest.mark.parametrize("provider", ["stripe", "paypal", "razorpay", "midtrans", "sandbox"])
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"[" * 60_000,
+            b'{"order_id": "\\ud800", "status_code": "200", "gross_amount": "1.00", "signature_key": "'
+            + b"a" * 128
+            + b'"}',
+            b"\xff\xfe",
+            b"null",
+        ],
+        ids=["too-deep", "lone-surrogate", "not-utf8", "null"],
+    )
+    async def test_refused_with_a_4xx(
+        self, client: httpx.AsyncClient, shop: Shop, provider: str, body: bytes
+    ) -> None:
+        response = await client.post(
+            f"/webhooks/{provider}/{shop.slug}", content=body, headers={"content-type": "application/json"}
+        )
+        assert 400 <= response.status_code < 500, response.text

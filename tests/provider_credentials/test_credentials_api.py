@@ -79,6 +79,9 @@ class Acme:
     def to_neutral(self, payload: dict[str, Any], *, livemode: bool) -> NeutralEvent:
         raise NotImplementedError
 
+    async def settle(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
+        raise NotImplementedError
+
     async def fetch_status(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
         raise NotImplementedError
 
@@ -137,7 +140,7 @@ class TestSetting:
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["credentials"] == {"account": "acct_1", "api_key": "acme_…CRET"}
-        assert body["webhook_secret"] == "whsec_…1234"
+        assert body["webhook_secret"] == "…1234"  # too short to show its kind as well
         assert body["webhook_url"] == f"{settings.public_url}/webhooks/acme/{shop.slug}"
         assert body["livemode"] is False
         assert SECRET not in response.text
@@ -340,3 +343,22 @@ class TestStartUpWarning:
         with structlog.testing.capture_logs() as logs:
             await warn_about_refused_webhooks(db, registry)
         assert not [entry for entry in logs if entry["event"] == "provider_webhooks_refused"]
+
+
+class TestHostileValues:
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"credentials": {"account": "a\u0000b", "api_key": SECRET}},
+            {"credentials": {"account": "a", "api_key": SECRET}, "webhook_secret": "aaaaaaaaaaa\u0000"},
+            {"credentials": {"account": "a", "api_key": SECRET}, "webhook_secret": "with spaces inside"},
+        ],
+        ids=["nul-in-credential", "nul-in-webhook-secret", "space-in-webhook-secret"],
+    )
+    async def test_refused_with_422_and_nothing_written(
+        self, db: Database, api: httpx.AsyncClient, shop: Shop, body: dict[str, Any]
+    ) -> None:
+        response = await put(api, shop, body)
+        assert response.status_code == 422, response.text
+        async with db.session(write=False) as session:
+            assert await session.scalar(select(ProviderCredential)) is None

@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from paycore.provider_credentials.service import mask
 from paycore.secrets_box import SealError, SecretsBox, SecretsKeyError, new_key_line, parse_keyring
 
 OLD = new_key_line("old")
@@ -62,3 +63,15 @@ def test_malformed_keyrings_are_refused_without_echoing_keys(setting: str) -> No
         parse_keyring(setting)
     secret_part = setting.partition(":")[2]
     assert not secret_part or secret_part not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("sk_test_0123456789abcdefghij4242", "sk_test_…4242"),
+        ("whsec_short_1234", "…1234"),  # 16: the last four only
+        ("abc_defghijk", "…"),  # short: nothing
+    ],
+)
+def test_masks_leave_most_of_a_secret_unseen(value: str, shown: str) -> None:
+    assert mask(value) == shown

@@ -52,7 +52,7 @@ async def capture_authorized(
         return False
     provider = registry.get(provider_name)
     try:
-        status = await provider.confirm(account, event.payment_ref, {})
+        status = await provider.settle(account, event.payment_ref)
     except (ProviderUnavailable, TimeoutError, ProviderNotConfigured, ProviderRequestRefused) as exc:
         PROVIDER_CALL_FAILURES.labels(provider=provider_name, operation="capture").inc()
         log.warning("capture_deferred", provider=provider_name, attempt=attempt.id, error=str(exc))

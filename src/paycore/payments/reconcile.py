@@ -106,7 +106,10 @@ async def _check_one(
     account = ProviderAccount(tenant_id=tenant.id, tenant_slug=tenant.slug, livemode=attempt.livemode)
     assert attempt.provider_ref is not None
     try:
-        status = await provider.fetch_status(account, attempt.provider_ref)
+        if attempt.status in (AttemptStatus.CREATED, AttemptStatus.REQUIRES_ACTION):
+            status = await provider.settle(account, attempt.provider_ref)
+        else:  # expired or failed on our side: look, never capture
+            status = await provider.fetch_status(account, attempt.provider_ref)
     except (ProviderUnavailable, TimeoutError) as exc:
         PROVIDER_CALL_FAILURES.labels(provider=provider.name, operation="fetch_status").inc()
         log.warning("reconcile_status_unavailable", attempt=attempt.id, error=repr(exc))

@@ -19,6 +19,7 @@ class ProviderCredentialsIn(StrictInput):
         default=None,
         min_length=8,
         max_length=500,
+        pattern=r"^[\x21-\x7e]+$",  # printable ASCII: what providers issue (a NUL made a 500)
         description="The secret the provider signs webhooks with (PayPal: the webhook id). Omitted: kept.",
     )
     previous_webhook_secret_valid_hours: int = Field(

@@ -52,11 +52,12 @@ def _context(tenant_id: str, provider: str, livemode: bool) -> bytes:
 
 def mask(value: str) -> str:
     """`sk_test_…4242`: the key's kind (its prefix up to the last `_` in the first 8 characters)
-    and its last four characters; nothing at all of a short value."""
-    if len(value) < 12:
+    and its last four characters — only for a value long enough that this leaves most of it
+    unseen; a shorter one shows its last four at most, a short one nothing."""
+    if len(value) < 16:
         return "…"
     head = value[:8]
-    prefix = head[: head.rfind("_") + 1] if "_" in head else ""
+    prefix = head[: head.rfind("_") + 1] if "_" in head and len(value) >= 24 else ""
     return f"{prefix}…{value[-4:]}"
 
 
@@ -79,7 +80,12 @@ def _validated(model: type[BaseModel], raw: Mapping[str, Any], *, livemode: bool
     for name, value in parsed:
         if value is None:
             continue
-        values[name] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if not text.isprintable() or len(text) > 2000:
+            # Keys are printable text; a NUL or a control character is a mistake (and PostgreSQL
+            # refuses a NUL inside JSON: a 500).
+            raise ValidationFailed(f"credentials.{name}: must be printable text", param=f"credentials.{name}")
+        values[name] = text
     return values
 
 

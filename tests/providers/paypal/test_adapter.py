@@ -202,18 +202,19 @@ class TestCaptureAndStatus:
         fake.approve(created.provider_ref)
         assert (await adapter.confirm(ACCOUNT, created.provider_ref, {})).state is state
 
-    async def test_fetch_status_captures_an_approved_order(
+    async def test_settle_captures_an_approved_order_and_fetch_status_only_reads(
         self, adapter: PayPalProvider, fake: FakePayPal
     ) -> None:
         created = await adapter.create_payment(payment())
+        assert (await adapter.settle(ACCOUNT, created.provider_ref)).state is ProviderPaymentState.PENDING
+        assert fake.capture_requests == []
+        fake.approve(created.provider_ref)
+        # Reading an approved order (an expired one's, say) never takes the money.
         assert (
             await adapter.fetch_status(ACCOUNT, created.provider_ref)
         ).state is ProviderPaymentState.PENDING
         assert fake.capture_requests == []
-        fake.approve(created.provider_ref)
-        assert (
-            await adapter.fetch_status(ACCOUNT, created.provider_ref)
-        ).state is ProviderPaymentState.SUCCEEDED
+        assert (await adapter.settle(ACCOUNT, created.provider_ref)).state is ProviderPaymentState.SUCCEEDED
         assert fake.capture_requests == [f"capture-{created.provider_ref}"]
 
     async def test_voided_order_is_canceled(self, adapter: PayPalProvider, fake: FakePayPal) -> None:

@@ -179,7 +179,10 @@ class PaymentProvider(Protocol):
       secret configured for a mode, that mode's webhooks are refused. It tries the tenant's live
       and test accounts and says which one verified; `to_neutral` turns the payload into a
       `NeutralEvent` and never raises for an event type it does not know (`IGNORED`).
-    - `fetch_status` answers what the provider knows of a payment, for reconciliation.
+    - `fetch_status` answers what the provider knows of a payment, and only reads.
+    - `settle` finishes what the customer started where the provider waits for us (PayPal: capture
+      an approved order), then answers like `fetch_status`; elsewhere it is `fetch_status`. Called
+      for attempts still open — never for one whose order expired.
     - `confirm` handles the customer's return from the provider (`POST /v1/checkout/{id}/confirm`):
       it checks what the browser brought back, does what the provider needs then (PayPal: capture)
       and answers from the provider's API — never from the browser's word alone.
@@ -204,6 +207,8 @@ class PaymentProvider(Protocol):
     def to_neutral(self, payload: dict[str, Any], *, livemode: bool) -> NeutralEvent: ...
 
     async def fetch_status(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus: ...
+
+    async def settle(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus: ...
 
     async def confirm(
         self, account: ProviderAccount, payment_ref: str, params: Mapping[str, Any]

@@ -62,6 +62,13 @@ class GuardedProvider:
     def to_neutral(self, payload: dict[str, Any], *, livemode: bool) -> NeutralEvent:
         return self.inner.to_neutral(payload, livemode=livemode)
 
+    async def settle(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
+        try:
+            async with self.breaker.guard(_FAILURES):
+                return await asyncio.wait_for(self.inner.settle(account, payment_ref), self.timeout_seconds)
+        except CircuitOpen as exc:
+            raise ProviderUnavailable(str(exc)) from None
+
     async def confirm(
         self, account: ProviderAccount, payment_ref: str, params: Mapping[str, Any]
     ) -> ProviderPaymentStatus:

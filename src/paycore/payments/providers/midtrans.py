@@ -133,6 +133,9 @@ class MidtransProvider:
             client_data={"snap_token": token, "client_key": client_key},
         )
 
+    async def settle(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
+        return await self.fetch_status(account, payment_ref)  # nothing waits on us here
+
     async def fetch_status(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
         server_key, _ = await self._keys(account)
         url = f"{self._api_base(account.livemode)}/v2/{_order_id(payment_ref)}/status"

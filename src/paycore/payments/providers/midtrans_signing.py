@@ -28,6 +28,8 @@ def signature_matches(
     """Constant-time check of a notification's `signature_key` against one server key."""
     if not _SIGNATURE.fullmatch(signature_key):
         return False
+    if not all(value.isascii() for value in (order_id, status_code, gross_amount)):
+        return False  # Midtrans sends ASCII; a lone surrogate would not even encode (a 500)
     expected = notification_signature(
         order_id=order_id, status_code=status_code, gross_amount=gross_amount, server_key=server_key
     )

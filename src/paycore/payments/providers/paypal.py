@@ -207,8 +207,13 @@ class PayPalProvider:
         return event_to_neutral(payload, livemode=livemode)
 
     async def fetch_status(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
-        """For reconciliation: an order the customer approved but nobody captured (the customer
-        never came back) is captured now — the approval is their instruction to pay."""
+        credentials = await credentials_for(self._credentials, account, NAME)
+        return order_to_status(await self._api.get_order(credentials, payment_ref))
+
+    async def settle(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
+        """For an open attempt: an order the customer approved but nobody captured (the customer
+        never came back, the webhook was lost) is captured now — the approval is their
+        instruction to pay. Never called for an expired order: that one is only read."""
         credentials = await credentials_for(self._credentials, account, NAME)
         order = await self._api.get_order(credentials, payment_ref)
         if order_approved(order):
@@ -282,7 +287,7 @@ def _paypal_headers(headers: Mapping[str, str]) -> dict[str, str]:
 def _parse_event(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise WebhookRejected("malformed_body", "the body is not JSON") from None
     if not isinstance(payload, dict) or not text(payload.get("id")) or not text(payload.get("event_type")):
         raise WebhookRejected("malformed_body", "the body is not a PayPal event")

@@ -154,6 +154,9 @@ class RazorpayProvider:
     def to_neutral(self, payload: dict[str, Any], *, livemode: bool) -> NeutralEvent:
         return razorpay_events.to_neutral(payload, livemode=livemode)
 
+    async def settle(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
+        return await self.fetch_status(account, payment_ref)  # nothing waits on us here
+
     async def fetch_status(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
         _, api = await self._keys(account)
         return await _order_status(api, payment_ref)
@@ -246,7 +249,7 @@ def _order_body(request: PaymentRequest) -> dict[str, Any]:
 def _event_payload(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise WebhookRejected("malformed_body", "the body is not JSON") from None
     if not isinstance(payload, dict) or payload.get("entity") != "event":
         raise WebhookRejected("malformed_body", "the body is not a Razorpay event")

@@ -109,6 +109,9 @@ class SandboxProvider:
             failure_reason=_text(data.get("failure_reason")),
         )
 
+    async def settle(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
+        return await self.fetch_status(account, payment_ref)  # nothing waits on us here
+
     async def fetch_status(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
         async with self._database.session(write=False) as session:
             payment = await backoffice.get_payment(

@@ -158,6 +158,9 @@ class StripeProvider:
     def to_neutral(self, payload: dict[str, Any], *, livemode: bool) -> NeutralEvent:
         return stripe_events.to_neutral(payload, livemode=livemode)
 
+    async def settle(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
+        return await self.fetch_status(account, payment_ref)  # nothing waits on us here
+
     async def fetch_status(self, account: ProviderAccount, payment_ref: str) -> ProviderPaymentStatus:
         client, _ = await self._account_client(account)
         intent = await call_stripe(lambda: client.v1.payment_intents.retrieve_async(payment_ref))
@@ -209,7 +212,7 @@ class StripeProvider:
 def _event_payload(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise WebhookRejected("malformed_body", "the body is not JSON") from None
     if (
         not isinstance(payload, dict)
