@@ -362,3 +362,29 @@ class TestHostileValues:
         assert response.status_code == 422, response.text
         async with db.session(write=False) as session:
             assert await session.scalar(select(ProviderCredential)) is None
+
+
+class TestModesKeepTheirOwnSecrets:
+    async def test_one_webhook_secret_for_both_modes_is_refused(
+        self, db: Database, api: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        await put(
+            api,
+            shop,
+            {"credentials": {"account": "a", "api_key": SECRET}, "webhook_secret": "whsec_same_in_both"},
+        )
+        async with db.session() as session:
+            tenant = await session.get(Tenant, shop.tenant_id)
+            assert tenant is not None
+            live = await make_api_key(session, tenant=tenant, mode=KeyMode.LIVE)
+        response = await put(
+            api,
+            shop,
+            {
+                "credentials": {"account": "a", "api_key": "acme_live_0123456789abcdef"},
+                "webhook_secret": "whsec_same_in_both",
+            },
+            {"Authorization": f"Bearer {live.plaintext}"},
+        )
+        assert (response.status_code, response.json()["error"]["param"]) == (422, "webhook_secret")
+        assert "whsec_same_in_both" not in response.text

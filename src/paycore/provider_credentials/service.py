@@ -154,6 +154,10 @@ async def set_credentials(
         )
         stored["webhook_secret"] = update.webhook_secret
     stored["values"] = values
+    if update.webhook_secret is not None:
+        await _refuse_secret_shared_across_modes(
+            session, box, tenant_id, provider, livemode, update.webhook_secret
+        )
     sealed = box.seal(json.dumps(stored, separators=(",", ":")).encode(), context=context)
     hints = _hints(values, secret_fields)
     if stored["webhook_secret"]:
@@ -180,6 +184,29 @@ async def set_credentials(
         after={"provider": provider, "livemode": livemode, **hints},  # hints only: never a secret
     )
     return row
+
+
+async def _refuse_secret_shared_across_modes(
+    session: AsyncSession, box: SecretsBox, tenant_id: str, provider: str, livemode: bool, secret: str
+) -> None:
+    """The secret that verifies a webhook decides its mode: one secret in both modes would let a
+    test event pass for a live one (providers where the merchant chooses it: Razorpay)."""
+    other = await session.scalar(
+        select(ProviderCredential).where(
+            ProviderCredential.tenant_id == tenant_id,
+            ProviderCredential.provider == provider,
+            ProviderCredential.livemode == (not livemode),
+        )
+    )
+    if other is None:
+        return
+    opened = _open(box, other, _context(tenant_id, provider, not livemode))
+    if secret in (opened.get("webhook_secret"), opened.get("previous_webhook_secret")):
+        raise ValidationFailed(
+            "webhook_secret: the test and live webhook secrets must differ (the one that verifies a "
+            "webhook decides its mode).",
+            param="webhook_secret",
+        )
 
 
 async def delete_credentials(

@@ -268,6 +268,17 @@ class TestRefund:
         assert first == second
         assert len(fake.capture_of(order_id)["refunds"]) == 1
 
+    async def test_a_refund_made_after_the_request_id_expired_is_found_not_made_again(
+        self, adapter: PayPalProvider, fake: FakePayPal
+    ) -> None:
+        order_id = await self.paid(adapter, fake)
+        first = await adapter.refund(ACCOUNT, order_id, Money(1000, "EUR"), "re_1")
+        fake.replays.clear()  # PayPal keeps a PayPal-Request-Id for 6 hours only
+        again = await adapter.refund(ACCOUNT, order_id, Money(1000, "EUR"), "re_1")
+        assert again == first
+        assert len(fake.capture_of(order_id)["refunds"]) == 1
+        assert len(fake.refund_requests) == 1  # the second time it only looked
+
     async def test_refund_over_the_capture_is_refused(
         self, adapter: PayPalProvider, fake: FakePayPal
     ) -> None:

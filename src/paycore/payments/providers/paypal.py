@@ -46,6 +46,7 @@ from paycore.payments.providers.paypal_certificates import CertificateFetcher
 from paycore.payments.providers.paypal_shapes import (
     AmountNotRepresentable,
     event_to_neutral,
+    existing_refund,
     link,
     order_approved,
     order_capture,
@@ -254,6 +255,11 @@ class PayPalProvider:
                 state=RefundState.FAILED,
                 failure_reason="the PayPal order has no completed capture",
             )
+        made = existing_refund(order, refund_id)
+        if made is not None:
+            # Asked before and PayPal made it (our answer was lost): PayPal-Request-Id is kept
+            # only 6 hours, so look rather than risk a second refund after a long outage.
+            return refund_outcome(made)
         try:
             value = to_paypal_value(amount)
         except AmountNotRepresentable as exc:

@@ -192,6 +192,21 @@ def order_capture(order: dict[str, Any]) -> dict[str, Any]:
     return first(mapping(first(order.get("purchase_units")).get("payments")).get("captures"))
 
 
+def existing_refund(order: dict[str, Any], refund_id: str) -> dict[str, Any] | None:
+    """A refund of this order already made for our `refund_id` (PayPal lists an order's refunds
+    under `purchase_units[].payments.refunds`; some answers nest them in the capture)."""
+    for unit in order.get("purchase_units") or []:
+        payments = mapping(mapping(unit).get("payments"))
+        candidates = list(payments.get("refunds") or [])
+        for capture in payments.get("captures") or []:
+            candidates.extend(mapping(capture).get("refunds") or [])
+        for refund in candidates:
+            refund = mapping(refund)
+            if refund_id in (refund.get("custom_id"), refund.get("invoice_id")):
+                return refund
+    return None
+
+
 def order_to_status(order: dict[str, Any]) -> ProviderPaymentStatus:
     """What an order (GET /v2/checkout/orders/{id}) says of the payment. An order's COMPLETED is
     not the money: the capture's status is."""
