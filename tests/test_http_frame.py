@@ -16,6 +16,7 @@ from paycore.app import create_app
 from paycore.config import Settings
 from paycore.db import Database
 from paycore.logging import configure_logging
+from paycore.middleware import json_too_deep
 from tests.flows.helpers import buy, create_product, open_shop
 
 SECRET_KEY = "sk_test_Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Jihgfedcba0123456789ABC"
@@ -303,3 +304,27 @@ class TestMethodNotAllowed:
         response = await http.request("OPTIONS", "/v1/products")
         assert response.status_code == 405
         assert response.headers["allow"] == "GET, POST"  # two routes serve this path
+
+
+class TestJsonDepth:
+    async def test_json_nested_past_the_limit_is_400_before_parsing(self, http: httpx.AsyncClient) -> None:
+        body = b'{"a":' * 65 + b"1" + b"}" * 65
+        response = await http.post(
+            "/_test/purchases", content=body, headers={"content-type": "application/json"}
+        )
+        assert_envelope(response, status=400, error_type="invalid_request_error", code="json_too_deep")
+
+    async def test_brackets_inside_strings_do_not_count_and_the_body_arrives_whole(
+        self, http: httpx.AsyncClient
+    ) -> None:
+        email = "[" * 100 + "{" * 100 + "@example.com"
+        response = await http.post("/_test/purchases", json={"email": email, "amount": 7})
+        assert (response.status_code, response.json()) == (200, {"amount": 7})
+
+
+@pytest.mark.parametrize(
+    ("body", "deep"),
+    [(b"[" * 64 + b"]" * 64, False), (b"[" * 65 + b"]" * 65, True), (b'["\\"' + b"[" * 100 + b'"]', False)],
+)
+def test_depth_scanner(body: bytes, deep: bool) -> None:
+    assert json_too_deep(body) is deep

@@ -27,6 +27,7 @@ from paycore.merchant_webhooks.endpoints import router as webhook_endpoints_rout
 from paycore.middleware import (
     REQUEST_ID_HEADER,
     BodyLimitMiddleware,
+    JsonDepthMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
@@ -165,11 +166,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             expose_headers=_CORS_EXPOSED,
             max_age=600,
         )
+    # Outermost last. A request meets: request id, security headers, the rate limit (before any
+    # body is read), the size limit, the JSON depth check, then idempotency and the route.
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(JsonDepthMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     if settings.rate_limit_enabled:
         app.state.rate_limiter = RateLimiter(settings)
         app.add_middleware(RateLimitMiddleware, limiter=app.state.rate_limiter)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     # Added last, so it is the outermost: every response, even a CORS refusal, gets a request id.
     app.add_middleware(RequestContextMiddleware)
