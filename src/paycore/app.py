@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from redis.asyncio import Redis
 
 from paycore import __version__
+from paycore.admin.endpoints import router as admin_router
 from paycore.carts.endpoints import router as carts_router
 from paycore.catalog.endpoints import router as catalog_router
 from paycore.catalog.endpoints import storefront_router as storefront_catalog_router
@@ -191,6 +192,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         webhook_endpoints_router,
         provider_credentials_router,
         platform_router,
+        admin_router,
         sandbox_router,
     ):
         app.include_router(router)

@@ -1,5 +1,6 @@
 """Imports every model module, so `Base.metadata` knows every table (for Alembic and checks)."""
 
+from paycore.admin import models as admin_models
 from paycore.audit import models as audit_models
 from paycore.auth import models as auth_models
 from paycore.carts import models as cart_models
@@ -21,6 +22,7 @@ from paycore.worker import models as worker_models
 metadata = Base.metadata
 
 __all__ = [
+    "admin_models",
     "audit_models",
     "auth_models",
     "cart_models",

@@ -119,6 +119,30 @@ class TestUserCommands:
         assert "well-known password" in cli(*args, env={"PW": "password1234"}, expect=1)
         assert "is not set" in cli(*args, expect=1)
 
+    def test_set_password_rotates_it(self, cli: Cli) -> None:
+        cli("db", "migrate")
+        cli("tenants", "create", "--slug", "rotate-shop", "--name", "Rotate Shop")
+        base = ("--tenant", "rotate-shop", "--email", "boss@shop.test", "--password-env", "PW")
+        cli("users", "create-owner", *base, env={"PW": "violet-orbit-tundra-42"})
+        assert "Password set for boss@shop.test" in cli(
+            "users", "set-password", *base, env={"PW": "amber-delta-ocean-77"}
+        )
+        assert "well-known password" in cli(
+            "users", "set-password", *base, env={"PW": "password1234"}, expect=1
+        )
+        missing = ("--tenant", "rotate-shop", "--email", "nobody@shop.test", "--password-env", "PW")
+        assert "No user" in cli(
+            "users", "set-password", *missing, env={"PW": "amber-delta-ocean-77"}, expect=1
+        )
+
+    def test_platform_keys_are_shown_once(self, cli: Cli) -> None:
+        cli("db", "migrate")
+        created = cli("platform-keys", "create", "--name", "ops")
+        assert "plat_" in created
+        listed = cli("platform-keys", "list")
+        key = next(line.split()[-1] for line in created.splitlines() if line.startswith("plat_"))
+        assert key not in listed and key[-4:] in listed
+
     def test_password_from_a_prompt(self, cli: Cli) -> None:
         cli("db", "migrate")
         cli("tenants", "create", "--slug", "prompt-shop", "--name", "Prompt Shop")

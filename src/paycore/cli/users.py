@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from paycore.admin.service import set_password
 from paycore.auth.passwords import password_problems
 from paycore.auth.service import create_owner
 from paycore.cli.common import (
@@ -61,3 +62,28 @@ def create_owner_command(
         console.print(f"Created owner {email} ({user_id}) for tenant {tenant}.")
     else:
         console.print(f"{email} already exists for tenant {tenant} ({user_id}); nothing changed.")
+
+
+@app.command("set-password")
+def set_password_command(
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant slug.")],
+    email: Annotated[str, typer.Option(help="The user's email.")],
+    password_env: Annotated[
+        str | None,
+        typer.Option(help="Read the password from this environment variable instead of a prompt."),
+    ] = None,
+) -> None:
+    """Rotate a console password: lifts a lockout and signs the account out everywhere."""
+    settings = settings_or_exit(quiet_logs=True)
+    password = _read_password(password_env, email)
+
+    async def work() -> str:
+        async with write_session(settings) as session:
+            owner = await get_tenant_by_slug(session, tenant)
+            user = await set_password(
+                session, tenant=owner, email=email, password=password, actor=cli_actor()
+            )
+            return user.id
+
+    user_id = run_async(work)
+    console.print(f"Password set for {email} ({user_id}); its sessions have ended.")
