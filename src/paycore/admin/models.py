@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from paycore.db import Base, created_column, id_column, tenant_column
+from paycore.db import Base, created_column, id_column
 
 
 class AdminSession(Base):
@@ -15,7 +15,7 @@ class AdminSession(Base):
 
     id: Mapped[str] = id_column("ses")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # No tenant_id of its own: the user names the tenant, and the token is unique across all.
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    tenant_id: Mapped[str] = tenant_column()
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = created_column()

@@ -87,7 +87,6 @@ async def sign_in(
     admin_session = AdminSession(
         token_hash=_digest(token),
         user_id=user.id,
-        tenant_id=user.tenant_id,
         expires_at=now + SESSION_LIFETIME,
     )
     session.add(admin_session)
