@@ -2,7 +2,7 @@
 
 Storage is in memory (per process) by default and in Redis when `PAYCORE_REDIS_URL` is set, so a
 limit holds across processes and hosts. Classes, each a `limits` string in settings:
-- sign-in: per client IP (the per-account limit lives with the sign-in form);
+- sign-in: per client IP here, and per account in the sign-in form (`admin/endpoints.py`);
 - storefront: per client IP — publishable keys and pages a customer's browser calls;
 - merchant API: per secret key (its SHA-256: the key itself is never a storage key);
 - webhooks: per provider, generous — a provider's retries after an outage come in a burst.

@@ -159,6 +159,26 @@ class TestSignInRateLimit:
         await app.state.rate_limiter.aclose()
 
 
+class TestSignInRateLimitPerAccount:
+    async def test_attempts_on_one_account_from_many_addresses_are_limited(
+        self, db: Database, owner: tuple[Shop, str]
+    ) -> None:
+        shop, email = owner
+        settings = make_settings(
+            database_url=db.engine.url.render_as_string(hide_password=False),
+            rate_limit_enabled=True,
+            rate_limit_signin="3/minute",
+        )
+        app = create_app(settings, database=db)
+        codes = []
+        for n in range(4):  # each from its own address: only the per-account limit can stop them
+            transport = httpx.ASGITransport(app=app, client=(f"198.51.100.{n + 1}", 1234))
+            async with httpx.AsyncClient(transport=transport, base_url="http://paycore.test") as http:
+                codes.append((await sign_in(http, shop.slug, email, "wrong wrong wrong")).status_code)
+        await app.state.rate_limiter.aclose()
+        assert codes == [401, 401, 401, 429]
+
+
 async def test_a_session_ends_when_it_expires(db: Database, owner: tuple[Shop, str]) -> None:
     shop, email = owner
     async with db.session() as session:

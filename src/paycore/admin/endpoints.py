@@ -7,6 +7,7 @@ token before sign-in, an HMAC of the session id after.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs
@@ -21,7 +22,8 @@ from paycore.audit.service import Actor
 from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.dependencies import DatabaseDep, SettingsDep, client_ip
-from paycore.errors import PermissionDenied
+from paycore.errors import PermissionDenied, RateLimited
+from paycore.ratelimit import Bucket, LimitClass, RateLimiter
 from paycore.server_secret import derive_key
 
 router = APIRouter(prefix="/admin", tags=["admin"], include_in_schema=False)
@@ -79,6 +81,24 @@ async def _signed_in(request: Request, database: DatabaseDep) -> SignedIn | None
         return await session_for(session, request.cookies.get(SESSION_COOKIE), now=utcnow())
 
 
+async def _limit_per_account(request: Request, tenant: str, email: str) -> None:
+    """The per-IP limit is in front (middleware); this one holds when the attempts on one
+    account come from many addresses."""
+    limiter: RateLimiter | None = request.app.state.rate_limiter
+    if limiter is None:
+        return
+    account = hashlib.sha256(f"{tenant.strip().lower()}\x1f{email.strip().lower()}".encode()).hexdigest()[:32]
+    try:
+        wait = await limiter.retry_after(Bucket(LimitClass.SIGNIN, f"account:{account}"))
+    except Exception:  # noqa: BLE001 (fail open, as the middleware does; the lockout still holds)
+        return
+    if wait is not None:
+        raise RateLimited(
+            f"Too many sign-in attempts for this account; try again in {wait} seconds.",
+            headers={"Retry-After": str(wait)},
+        )
+
+
 @router.get("/login")
 async def login_form(settings: SettingsDep) -> HTMLResponse:
     return _login_page(settings)
@@ -92,6 +112,7 @@ async def login(request: Request, database: DatabaseDep, settings: SettingsDep) 
             "The form expired or did not come from this site; load it again.", code="csrf_failed"
         )
     tenant, email = form.get("tenant", ""), form.get("email", "")
+    await _limit_per_account(request, tenant, email)
     async with database.session(write=True) as session:
         signed_in = await sign_in(
             session,
