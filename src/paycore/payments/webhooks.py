@@ -23,7 +23,14 @@ from paycore.logging import get_logger
 from paycore.ops.metrics import WEBHOOK_EVENTS, WEBHOOK_REJECTIONS
 from paycore.payments.capture import capture_authorized
 from paycore.payments.inbox import apply_stored_event, store_event
-from paycore.payments.providers.base import NeutralKind, ProviderAccount, ProviderUnavailable, WebhookRejected
+from paycore.payments.providers.base import (
+    NeutralKind,
+    ProviderAccount,
+    ProviderNotConfigured,
+    ProviderRequestRefused,
+    ProviderUnavailable,
+    WebhookRejected,
+)
 from paycore.payments.providers.registry import ProviderRegistry
 from paycore.tenancy.models import Tenant
 
@@ -66,9 +73,13 @@ async def receive_webhook(
         WEBHOOK_REJECTIONS.labels(provider=provider.name, reason=exc.reason).inc()
         log.warning("webhook_rejected", provider=provider.name, tenant=tenant.slug, reason=exc.reason)
         raise InvalidRequest(f"Webhook refused: {exc}.", code="webhook_signature_invalid") from None
-    except (ProviderUnavailable, TimeoutError):
-        # PayPal's online verification could not ask PayPal: not refused, not stored — resent later.
+    except (ProviderUnavailable, TimeoutError, ProviderRequestRefused, ProviderNotConfigured) as exc:
+        # Verification needed the provider (PayPal's online check, Midtrans' status API) and could
+        # not get an answer — down, or our key refused: not refused, not stored; it is sent again.
         WEBHOOK_REJECTIONS.labels(provider=provider.name, reason="verification_unavailable").inc()
+        log.warning(
+            "webhook_verification_unavailable", provider=provider.name, tenant=tenant.slug, error=str(exc)
+        )
         raise ServiceUnavailable(
             "The webhook could not be verified now; send it again.", code="webhook_verification_unavailable"
         ) from None

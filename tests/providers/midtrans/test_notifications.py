@@ -290,3 +290,26 @@ class TestUnsignedFields:
         assert response.status_code == 200
         order = await order_of(paycore, shop, bought.order_id)
         assert (order["status"], order["amount_paid"]) == ("pending_payment", 0)
+
+
+class TestStatusApiUnavailable:
+    @pytest.mark.parametrize("failure", [503, 401], ids=["midtrans-down", "key-refused"])
+    async def test_an_unconfirmable_notification_is_503_and_stored_nowhere(
+        self, paycore: Paycore, failure: int
+    ) -> None:
+        """Midtrans resends on 503 (four times); a refused key or an outage is no verdict on
+        the payment, so the notification is neither refused nor stored."""
+        shop, product = await midtrans_shop(paycore)
+        bought = await buy(paycore, shop, product)
+        settlement = paycore.fake.pay(bought.attempt_id, "settlement")
+        paycore.fake.fail_with = failure
+
+        response = await notify(paycore, shop, settlement)
+
+        assert (response.status_code, response.json()["error"]["code"]) == (
+            503,
+            "webhook_verification_unavailable",
+        )
+        assert (await order_of(paycore, shop, bought.order_id))["status"] == "pending_payment"
+        paycore.fake.fail_with = None
+        assert (await notify(paycore, shop, settlement)).json()["result"] == "applied"
