@@ -121,6 +121,7 @@ class TestSuspension:
         await confirm(client, paid["payment"]["id"])
         await deliver(db, settings, client)
         unpaid = await buy(client, shop, product["id"])
+        returning_order = await buy(client, shop, product["id"])
 
         suspended = await client.post(f"/v1/platform/tenants/{shop.tenant_id}/suspend", headers=platform)
         assert (suspended.status_code, suspended.json()["may_sell"]) == (200, False)
@@ -136,6 +137,14 @@ class TestSuspension:
         # The customer who already paid at the provider is not lost: the webhook still settles it.
         await confirm(client, unpaid["payment"]["id"])
         assert await deliver(db, settings, client) >= 1
+        # The customer coming back from the provider is confirmed too (its webhook lost).
+        returning = returning_order
+        await confirm(client, returning["payment"]["id"], bad_signature=True)
+        back = await client.post(
+            f"/v1/checkout/{returning['order']['id']}/confirm",
+            headers={**shop.publishable, "X-Receipt-Token": returning["receipt_token"]},
+        )
+        assert (back.status_code, back.json()["status"]) == (200, "fulfilled"), back.text
         # And a refund of an order already paid goes on.
         refund = await client.post(
             f"/v1/orders/{paid['order']['id']}/refunds", json={"amount": 1000}, headers=shop.secret

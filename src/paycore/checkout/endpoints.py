@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, status
 
-from paycore.auth.dependencies import StorefrontKeyDep
+from paycore.auth.dependencies import AnyKeyDep, StorefrontKeyDep
 from paycore.checkout import service
 from paycore.checkout.confirm import confirm_return
 from paycore.checkout.receipts import RECEIPT_HEADER, receipt_token_matches
@@ -92,7 +92,8 @@ async def checkout(
 )
 async def confirm_checkout(
     order_id: str,
-    context: StorefrontKeyDep,
+    # Any key, even a suspended tenant's: a customer who has paid is confirmed, never refused.
+    context: AnyKeyDep,
     database: DatabaseDep,
     registry: RegistryDep,
     settings: SettingsDep,
