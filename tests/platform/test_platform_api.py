@@ -121,7 +121,7 @@ class TestSuspension:
         await confirm(client, paid["payment"]["id"])
         await deliver(db, settings, client)
         unpaid = await buy(client, shop, product["id"])
-        returning_order = await buy(client, shop, product["id"])
+        returning = await buy(client, shop, product["id"])
 
         suspended = await client.post(f"/v1/platform/tenants/{shop.tenant_id}/suspend", headers=platform)
         assert (suspended.status_code, suspended.json()["may_sell"]) == (200, False)
@@ -138,7 +138,6 @@ class TestSuspension:
         await confirm(client, unpaid["payment"]["id"])
         assert await deliver(db, settings, client) >= 1
         # The customer coming back from the provider is confirmed too (its webhook lost).
-        returning = returning_order
         await confirm(client, returning["payment"]["id"], bad_signature=True)
         back = await client.post(
             f"/v1/checkout/{returning['order']['id']}/confirm",
