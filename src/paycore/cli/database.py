@@ -1,10 +1,11 @@
-"""`paycore db …`: migrations."""
+"""`paycore db …`: migrations and checks."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
+from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from paycore.cli.common import (
@@ -15,6 +16,7 @@ from paycore.cli.common import (
     settings_or_exit,
 )
 from paycore.migrations import MigrationStatus, migration_status, upgrade_to_head
+from paycore.ops.verify import CheckResult, verify_database
 
 app = typer.Typer(help="Database schema: migrate and inspect.", no_args_is_help=True)
 
@@ -64,4 +66,29 @@ def status(
         highlight=False,
     )
     if check and result.pending:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+@app.command()
+def verify() -> None:
+    """Check the configured database keeps paycore's promises (safe on production: every check
+    cleans up after itself). Exit 1 when a check fails."""
+    settings = settings_or_exit(quiet_logs=True)
+
+    async def work() -> list[CheckResult]:
+        async with database_for(settings) as database:
+            return await verify_database(database)
+
+    results = run_async(work)
+    table = Table("", "check", "detail", box=None, pad_edge=False)
+    for result in results:
+        mark = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "[dim]n/a[/]"}[result.passed]
+        table.add_row(mark, result.name, result.detail)
+    console.print(f"paycore db verify: {_safe_url(settings.database_url)}", highlight=False)
+    console.print(table)
+    passed = sum(1 for result in results if result.passed is True)
+    failed = sum(1 for result in results if result.passed is False)
+    skipped = len(results) - passed - failed
+    console.print(f"{passed} passed, {failed} failed" + (f" ({skipped} not applicable)" if skipped else ""))
+    if failed:
         raise typer.Exit(EXIT_FAILURE)
