@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,10 +13,15 @@ from paycore.cli.common import (
     EXIT_FAILURE,
     console,
     database_for,
+    fail,
     run_async,
     settings_or_exit,
 )
+from paycore.config import normalize_database_url
 from paycore.migrations import MigrationStatus, migration_status, upgrade_to_head
+from paycore.ops.backup import BackupError
+from paycore.ops.backup import backup as backup_database
+from paycore.ops.backup import restore as restore_database
 from paycore.ops.verify import CheckResult, verify_database
 
 app = typer.Typer(help="Database schema: migrate and inspect.", no_args_is_help=True)
@@ -92,3 +98,33 @@ def verify() -> None:
     console.print(f"{passed} passed, {failed} failed" + (f" ({skipped} not applicable)" if skipped else ""))
     if failed:
         raise typer.Exit(EXIT_FAILURE)
+
+
+@app.command()
+def backup(
+    to: Annotated[Path, typer.Option("--to", help="Directory for the backup file.")],
+) -> None:
+    """Back up the configured database (PostgreSQL: pg_dump custom format; SQLite: online backup)."""
+    settings = settings_or_exit(quiet_logs=True)
+    try:
+        written = run_async(lambda: backup_database(settings.database_url, to))
+    except BackupError as exc:
+        fail(str(exc))
+    console.print(
+        f"Backed up {_safe_url(settings.database_url)} to {written} ({written.stat().st_size} bytes)"
+    )
+
+
+@app.command()
+def restore(
+    source: Annotated[Path, typer.Option("--from", help="A backup file from `paycore db backup`.")],
+    to: Annotated[str, typer.Option("--to", help="URL of an empty database to restore into.")],
+) -> None:
+    """Restore a backup into an empty database; then run `paycore db verify` against it."""
+    settings_or_exit(quiet_logs=True)
+    target = normalize_database_url(to)
+    try:
+        run_async(lambda: restore_database(source, target))
+    except BackupError as exc:
+        fail(str(exc))
+    console.print(f"Restored {source} into {_safe_url(target)}")
