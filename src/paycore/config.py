@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     rate_limit_merchant_api: str = "1200/minute"
     rate_limit_webhooks: str = "6000/minute"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=100 * 1_048_576)
+    # On SIGTERM, keep serving this long with /ready answering 503, so load balancers stop
+    # sending requests before the server stops accepting them.
+    shutdown_drain_seconds: float = Field(default=0.0, ge=0, le=300)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=600)
     worker_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     ready_timeout_seconds: float = Field(default=2.0, gt=0, le=30)

@@ -45,17 +45,36 @@ class _Server(uvicorn.Server):
         yield  # signals are handled by `_on_signals`
 
 
-def _on_signals(stop: asyncio.Event, server: uvicorn.Server | None) -> None:
+def _on_signals(
+    stop: asyncio.Event,
+    server: uvicorn.Server | None,
+    *,
+    app: FastAPI | None = None,
+    drain_seconds: float = 0,
+) -> None:
+    """SIGTERM/SIGINT: `/ready` turns 503 at once (the app's `shutting_down`), the server keeps
+    serving for `drain_seconds` so a load balancer sees it and sends no new requests, then stops
+    accepting and finishes what is in flight. A second signal exits at once."""
     loop = asyncio.get_running_loop()
+
+    def exit_server() -> None:
+        if server is not None:
+            server.should_exit = True
 
     def request_stop(sig: signal.Signals) -> None:
         if stop.is_set() and server is not None:
             log.warning("forced_exit", signal=sig.name)
             server.force_exit = True
-        log.info("stop_requested", signal=sig.name)
-        stop.set()
-        if server is not None:
             server.should_exit = True
+            return
+        log.info("stop_requested", signal=sig.name, drain_seconds=drain_seconds)
+        stop.set()
+        if app is not None:
+            app.state.shutting_down = True
+        if drain_seconds > 0 and server is not None:
+            loop.call_later(drain_seconds, exit_server)
+        else:
+            exit_server()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop, sig)
@@ -101,7 +120,7 @@ async def quiet_server(app: FastAPI, settings: Settings, *, port: int) -> AsyncI
 async def serve_api(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
     stop = asyncio.Event()
     server = _Server(uvicorn_config(app, settings, host=host, port=port))
-    _on_signals(stop, server)
+    _on_signals(stop, server, app=app, drain_seconds=settings.shutdown_drain_seconds)
     await server.serve()
 
 
@@ -123,7 +142,7 @@ async def run_api_and_worker(app: FastAPI, settings: Settings, *, host: str, por
     """`paycore run`: one process, one event loop, one database pool and one set of breakers."""
     stop = asyncio.Event()
     server = _Server(uvicorn_config(app, settings, host=host, port=port))
-    _on_signals(stop, server)
+    _on_signals(stop, server, app=app, drain_seconds=settings.shutdown_drain_seconds)
     database = Database(create_engine(settings))
     breakers: Breakers = app.state.breakers
     registry = build_registry(settings, database, breakers)

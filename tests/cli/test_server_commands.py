@@ -252,3 +252,25 @@ class TestRunDeliversEmail:
         (mail,) = received
         assert mail["To"] == "mug.buyer@example.com"
         assert bought["order"]["number"] in mail["Subject"]
+
+
+class TestGracefulShutdown:
+    def test_sigterm_turns_ready_503_while_still_serving_then_exits_0(
+        self, sqlite_env: dict[str, str], tmp_path: Path, processes: list[subprocess.Popen[str]]
+    ) -> None:
+        port = free_port()
+        env = {**sqlite_env, "PAYCORE_SHUTDOWN_DRAIN_SECONDS": "3"}
+        process = start(["serve", "--port", str(port)], env, tmp_path)
+        processes.append(process)
+        wait_until_healthy(port, process)
+        assert httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200
+
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        draining = httpx.get(f"http://127.0.0.1:{port}/ready")
+        alive = httpx.get(f"http://127.0.0.1:{port}/health")
+        assert (draining.status_code, alive.status_code) == (503, 200)  # told the balancer, still serving
+        assert process.poll() is None
+
+        output, _ = process.communicate(timeout=15)
+        assert process.returncode == 0, output
