@@ -11,6 +11,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
 
 from paycore.app import create_app
 from paycore.config import Settings
@@ -33,6 +34,15 @@ def _test_routes() -> APIRouter:
     @router.post("/_test/purchases")
     async def purchase(body: Purchase) -> dict[str, int]:
         return {"amount": body.amount}
+
+    @router.get("/_test/driver/{sqlstate}")
+    async def driver_error(sqlstate: str) -> dict[str, str]:
+        class DriverError(Exception):
+            def __init__(self) -> None:
+                super().__init__("the driver's own words")
+                self.sqlstate = sqlstate
+
+        raise sa_exc.DBAPIError("INSERT INTO secrets VALUES (%s)", {"p": SECRET_KEY}, DriverError())
 
     @router.get("/_test/boom/{item_id}")
     async def boom(item_id: str) -> dict[str, str]:
@@ -328,3 +338,16 @@ class TestJsonDepth:
 )
 def test_depth_scanner(body: bytes, deep: bool) -> None:
     assert json_too_deep(body) is deep
+
+
+class TestDriverErrors:
+    async def test_a_full_disk_is_503_like_a_lost_connection(self, http: httpx.AsyncClient) -> None:
+        response = await http.get("/_test/driver/53100")  # disk_full
+        assert_envelope(response, status=503, error_type="api_error", code="database_unavailable")
+
+    async def test_any_other_driver_error_is_500_without_the_statement(
+        self, http: httpx.AsyncClient, log_output: io.StringIO
+    ) -> None:
+        response = await http.get("/_test/driver/42P01")  # undefined_table: our bug
+        assert_envelope(response, status=500, error_type="api_error", code="internal_error")
+        assert SECRET_KEY not in response.text and "INSERT" not in response.text

@@ -3,12 +3,13 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.db import create_engine
+from paycore.db import Database, create_engine
 from paycore.migrations import head_revision, migration_status, upgrade_to_head
+from paycore.ops.readiness import run_readiness_checks
 from paycore.tables import metadata
 from tests.backends import BACKENDS
 from tests.conftest import make_settings
@@ -72,5 +73,33 @@ class TestMigrate:
                     assert columns[0] == "tenant_id", (
                         f"{table}: unique {columns} does not start with tenant_id"
                     )
+        finally:
+            await engine.dispose()
+
+
+class TestDatabaseAheadOfTheCode:
+    """A rolling deploy migrates first while old hosts still serve: their code must accept a
+    database at a revision it does not know (our migrations expand before they contract)."""
+
+    async def test_old_code_serves_on_a_newer_schema(self, fresh_database_url: str) -> None:
+        engine = create_engine(make_settings(database_url=fresh_database_url))
+        try:
+            await upgrade_to_head(engine)
+            async with engine.begin() as connection:
+                await connection.execute(
+                    text("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+                )
+            status = await migration_status(engine)
+            assert (status.ahead, status.compatible, status.at_head, status.pending) == (
+                True,
+                True,
+                False,
+                [],
+            )
+            assert await upgrade_to_head(engine) == []  # nothing of ours to apply, no crash
+            checks = await run_readiness_checks(
+                database=Database(engine), redis=None, shutting_down=False, timeout_seconds=5
+            )
+            assert all(check.ok for check in checks), checks
         finally:
             await engine.dispose()

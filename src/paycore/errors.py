@@ -253,13 +253,36 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     # Connection lost, pool exhausted, lock wait timed out, deadlock: the request may well succeed
     # if sent again, so 503 (not a 500 that says "our bug").
-    log.warning("database_unavailable", error=f"{type(exc).__name__}: {exc}")
+    # The driver's message, not SQLAlchemy's: that one carries the statement and its parameters.
+    cause = getattr(exc, "orig", None) or exc
+    log.warning("database_unavailable", error=f"{type(cause).__name__}: {cause}"[:500])
     return error_response(
         503,
         error_type=ErrorType.API,
         code="database_unavailable",
         message="The database is not answering; try again shortly.",
         headers={"Retry-After": "1"},
+    )
+
+
+# SQLSTATE classes that say "the database cannot now", not "this request is wrong": connection
+# exceptions, insufficient resources (disk full, out of memory, too many connections), operator
+# intervention (shutting down, starting up).
+_UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Other driver errors: a full disk is a 503 like a lost connection; the rest are our bugs."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if isinstance(state, str) and state[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
+        return await _database_unavailable(request, exc)
+    log.error("unhandled_exception", error_type=type(exc).__name__, cause=type(orig).__name__, exc_info=exc)
+    return error_response(
+        500,
+        error_type=ErrorType.API,
+        code="internal_error",
+        message="An internal error occurred. It has been logged; quote the request_id when reporting it.",
     )
 
 
@@ -274,5 +297,6 @@ def install_error_handlers(app: FastAPI) -> None:
         TimeoutError,
     ):
         app.add_exception_handler(retryable, _database_unavailable)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

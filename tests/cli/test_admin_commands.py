@@ -135,6 +135,14 @@ class TestUserCommands:
             "users", "set-password", *missing, env={"PW": "amber-delta-ocean-77"}, expect=1
         )
 
+    def test_fulfillments_list_and_retry(self, cli: Cli) -> None:
+        cli("db", "migrate")
+        assert (
+            "needs_attention"
+            not in cli("fulfillments", "list", "--status", "needs_attention").split("status", 1)[1]
+        )
+        assert "No fulfillment ful_nope" in cli("fulfillments", "retry", "ful_nope", expect=1)
+
     def test_platform_keys_are_shown_once(self, cli: Cli) -> None:
         cli("db", "migrate")
         created = cli("platform-keys", "create", "--name", "ops")

@@ -15,13 +15,16 @@ import pytest
 from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from paycore.audit.service import Actor
 from paycore.circuit import Breakers
 from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.db import Database
+from paycore.errors import Conflict
 from paycore.fulfillment.dispatch import FulfillmentDispatcher
 from paycore.fulfillment.models import Fulfillment, FulfillmentKind, FulfillmentStatus
 from paycore.fulfillment.provisioners.registry import build_provisioners
+from paycore.fulfillment.service import retry_fulfillment
 from paycore.merchant_webhooks.signing import new_secret
 from paycore.outbox.models import OutboxChannel, OutboxMessage
 from tests.conftest import make_settings
@@ -376,6 +379,23 @@ class TestHttpProvisioner:
         assert failed[0].payload["data"]["object"]["status"] == "needs_attention"
         assert "order.fulfilled" not in {event.topic for event in events}
         assert (await order(client, shop, paid["id"]))["status"] == "paid"
+
+        # The cause fixed, a person puts it back in line (`paycore fulfillments retry`).
+        async with db.session() as session:
+            await retry_fulfillment(
+                session, fulfillment_id=row.id, actor=Actor(name="test:ops"), now=utcnow()
+            )
+        healthy = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value())
+        async with fake_http(healthy) as http:
+            assert await run_batch(dispatcher(db, settings, http)) == 1
+        assert (await fulfillment_of(db, paid["id"])).status is FulfillmentStatus.SUCCEEDED
+        assert {headers["webhook-id"] for headers in healthy.headers} == {row.id}  # the same id again
+        assert (await order(client, shop, paid["id"]))["status"] == "fulfilled"
+        async with db.session() as session:
+            with pytest.raises(Conflict):  # only a stuck one is retried
+                await retry_fulfillment(
+                    session, fulfillment_id=row.id, actor=Actor(name="test:ops"), now=utcnow()
+                )
 
 
 async def as_live(db: Database, order_id: str) -> None:

@@ -32,7 +32,7 @@ async def require_durable_database(database: Database) -> None:
     except Exception as exc:  # noqa: BLE001 (any failure of the probe closes the gate)
         log.warning("durability_probe_failed", error=repr(exc))
         raise ServiceUnavailable("The database is not answering; try again.", code=GATE_CLOSED) from None
-    if not status.at_head:
+    if not status.compatible:  # at head, or migrated ahead by a newer release
         raise ServiceUnavailable(
             "The database schema is not at the current version; try again after the deploy.",
             code=GATE_CLOSED,

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from paycore.cli import database, demo, events, keys, outbox, platform_keys, providers, server, tenants, users
+from paycore.cli import (
+    database,
+    demo,
+    events,
+    fulfillments,
+    keys,
+    outbox,
+    platform_keys,
+    providers,
+    server,
+    tenants,
+    users,
+)
 
 app = typer.Typer(
     name="paycore",
@@ -23,6 +35,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(demo.app, name="demo")
 app.add_typer(events.app, name="events")
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(fulfillments.app, name="fulfillments")
 app.add_typer(providers.app, name="providers")
 app.add_typer(platform_keys.app, name="platform-keys")
 

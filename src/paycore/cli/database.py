@@ -73,6 +73,8 @@ def status(
         f"pending   {', '.join(result.pending) if result.pending else 'none'}",
         highlight=False,
     )
+    if result.ahead:
+        console.print("note      the database is ahead of this code (a newer release migrated it)")
     if check and result.pending:
         raise typer.Exit(EXIT_FAILURE)
 

@@ -8,9 +8,11 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from paycore.audit.service import Actor, record_audit
 from paycore.auth.context import TenantContext
 from paycore.customers.models import Customer
 from paycore.db import upsert_insert
+from paycore.errors import Conflict, NotFound
 from paycore.fulfillment.models import Entitlement, Fulfillment, FulfillmentKind, FulfillmentStatus
 from paycore.ids import new_id
 from paycore.orders.models import Order, OrderItem
@@ -101,3 +103,45 @@ async def list_entitlements(
     if not include_revoked:
         statement = statement.where(Entitlement.revoked_at.is_(None))
     return [(entitlement, customer) for entitlement, customer in await session.execute(statement)]
+
+
+async def list_fulfillments(
+    session: AsyncSession, *, status: FulfillmentStatus | None, limit: int
+) -> list[Fulfillment]:
+    statement = (
+        select(Fulfillment).order_by(Fulfillment.created_at.desc(), Fulfillment.id.desc()).limit(limit)
+    )
+    if status is not None:
+        statement = statement.where(Fulfillment.status == status)
+    return list(await session.scalars(statement))
+
+
+async def retry_fulfillment(
+    session: AsyncSession, *, fulfillment_id: str, actor: Actor, now: datetime
+) -> Fulfillment:
+    """Put a provisioning that ran out of attempts back in line (after the cause is fixed): the
+    worker takes it at once, with the same `external_ref`, so a provisioner that did create the
+    server the first time finds it instead of making a second."""
+    fulfillment = await session.get(Fulfillment, fulfillment_id, with_for_update=True)
+    if fulfillment is None:
+        raise NotFound(f"No fulfillment {fulfillment_id}.", param="id")
+    if fulfillment.status is not FulfillmentStatus.NEEDS_ATTENTION:
+        raise Conflict(
+            f"Fulfillment {fulfillment_id} is {fulfillment.status.value}; only needs_attention is retried.",
+            code="fulfillment_not_stuck",
+        )
+    fulfillment.status = FulfillmentStatus.RETRYING
+    fulfillment.attempts = 0
+    fulfillment.next_attempt_at = now
+    fulfillment.locked_until = None
+    fulfillment.locked_by = None
+    record_audit(
+        session,
+        actor=actor,
+        action="fulfillment.retried",
+        entity_type="order",
+        entity_id=fulfillment.order_id,
+        tenant_id=fulfillment.tenant_id,
+        after={"fulfillment": fulfillment.id, "last_error": (fulfillment.last_error or "")[:200]},
+    )
+    return fulfillment

@@ -28,9 +28,18 @@ class MigrationStatus:
     current: str | None
     head: str
     pending: list[str]
+    # The database is at a revision this code does not know: a newer release migrated it. Our
+    # migrations expand before they contract, so this code still runs on it (a rolling deploy
+    # migrates first, while the old hosts serve on).
+    ahead: bool = False
 
     @property
     def at_head(self) -> bool:
+        return not self.pending and not self.ahead
+
+    @property
+    def compatible(self) -> bool:
+        """This code may serve on the database: at head, or ahead of it."""
         return not self.pending
 
 
@@ -70,9 +79,15 @@ async def current_revision(connection: AsyncConnection) -> str | None:
     return await connection.run_sync(_current)
 
 
+def is_known(revision: str | None) -> bool:
+    return revision is None or revision in {script.revision for script in _script().walk_revisions()}
+
+
 async def migration_status(engine: AsyncEngine) -> MigrationStatus:
     async with engine.connect() as connection:
         current = await current_revision(connection)
+    if not is_known(current):
+        return MigrationStatus(current=current, head=head_revision(), pending=[], ahead=True)
     return MigrationStatus(current=current, head=head_revision(), pending=_pending_after(current))
 
 
@@ -92,7 +107,9 @@ async def upgrade_to_head(engine: AsyncEngine) -> list[str]:
         else:
             await connection.execution_options(paycore_write=True)
         try:
-            pending = _pending_after(await current_revision(connection))
+            current = await current_revision(connection)
+            # Ahead of this code (a newer release migrated it): nothing of ours to apply.
+            pending = _pending_after(current) if is_known(current) else []
             await connection.rollback()
             if pending:
                 await connection.run_sync(_upgrade)

@@ -54,6 +54,8 @@ async def check_connection(database: Database) -> CheckResult:
 
 async def check_migrations(database: Database) -> CheckResult:
     status = await migration_status(database.engine)
+    if status.ahead:
+        return CheckResult("migrations at head", True, f"at {status.current}, newer than this code")
     if status.at_head:
         return CheckResult("migrations at head", True, f"at {status.current}")
     return CheckResult(
