@@ -53,3 +53,22 @@ def test_make_targets_named_in_the_readme_exist() -> None:
     named = set(re.findall(r"`make ([a-z]+)`", (ROOT / "README.md").read_text()))
     assert named
     assert named <= targets
+
+
+def _runbook_commands() -> set[tuple[str, ...]]:
+    found: set[tuple[str, ...]] = set()
+    for line in _shell_lines((ROOT / "docs" / "runbook.md").read_text()):
+        match = re.match(r"\s*(?:\$ )?paycore ([a-z][a-z -]*)", line)
+        if match:
+            words = tuple(word for word in shlex.split(match.group(1))[:2] if not word.startswith("-"))
+            if len(words) == 2:
+                found.add(words)
+    return found
+
+
+@pytest.mark.parametrize("words", sorted(_runbook_commands()), ids=" ".join)
+def test_every_runbook_command_is_run_by_a_test(words: tuple[str, ...]) -> None:
+    """At 3 a.m. a command must do what the runbook says: each one is run somewhere in tests/."""
+    call = re.compile(rf'"{re.escape(words[0])}",\s*"{re.escape(words[1])}"')
+    tests = (path.read_text() for path in (ROOT / "tests").rglob("test_*.py"))
+    assert any(call.search(text) for text in tests), f"no test runs `paycore {' '.join(words)}`"
