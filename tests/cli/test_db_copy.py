@@ -87,7 +87,7 @@ def test_sqlite_to_postgresql_copies_every_row_and_the_app_sees_the_same_orders(
     output = Cli(sqlite_source, tmp_path)("db", "copy", "--from", sqlite_source, "--to", postgres_target)
     assert "identical" in output and "DIFFERENT" not in output
     before = asyncio.run(orders_seen(sqlite_source))
-    assert len(before) == 4
+    assert len(before) == 10  # two shops, five orders each, in every state
     assert asyncio.run(orders_seen(postgres_target)) == before
     # The copy is a working database: its sequences moved past the copied ids (new audit rows fit).
     assert "0 failed" in Cli(postgres_target, tmp_path)("db", "verify")
