@@ -10,11 +10,16 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select, text
 
 from paycore.app import create_app
+from paycore.audit.service import Actor
+from paycore.auth.models import KeyKind, KeyMode
+from paycore.auth.service import create_api_key
 from paycore.db import Database, create_engine
 from paycore.migrations import upgrade_to_head
 from paycore.ops.copy import CopyError, compare, copy_database
+from paycore.tenancy.models import Tenant
 from tests.cli.conftest import Cli
 from tests.cli.test_db_backup import fill
 from tests.conftest import drop_database_url, make_settings, new_database_url
@@ -36,13 +41,6 @@ async def orders_seen(url: str) -> list[tuple[str, str, int]]:
     database = Database(create_engine(settings))
     try:
         async with database.session(write=True) as session:
-            from sqlalchemy import select
-
-            from paycore.audit.service import Actor
-            from paycore.auth.models import KeyKind, KeyMode
-            from paycore.auth.service import create_api_key
-            from paycore.tenancy.models import Tenant
-
             tenants = list(await session.scalars(select(Tenant).where(~Tenant.slug.like("verify-%"))))
             keys = [
                 (
@@ -122,3 +120,34 @@ def test_a_target_at_another_migration_is_refused(sqlite_source: str, tmp_path: 
     empty = asyncio.run(new_database_url("sqlite", tmp_path / "empty"))
     output = Cli(sqlite_source, tmp_path)("db", "copy", "--from", sqlite_source, "--to", empty, expect=1)
     assert "paycore db migrate" in output
+
+
+def test_a_difference_after_the_copy_is_named_and_exits_1(
+    sqlite_source: str, postgres_target: str, tmp_path: Path
+) -> None:
+    cli = Cli(sqlite_source, tmp_path)
+    cli("db", "copy", "--from", sqlite_source, "--to", postgres_target)
+
+    async def tamper() -> None:
+        database = Database(create_engine(make_settings(database_url=postgres_target)))
+        try:
+            async with database.engine.begin() as connection:
+                await connection.execute(
+                    text("UPDATE orders SET total = total + 1 WHERE id = (SELECT min(id) FROM orders)")
+                )
+        finally:
+            await database.dispose()
+
+    asyncio.run(tamper())
+    output = cli(
+        "db",
+        "copy",
+        "--from",
+        sqlite_source,
+        "--to",
+        postgres_target,
+        "--resume",
+        expect=1,
+        env={"COLUMNS": "200"},
+    )
+    assert "DIFFERENT" in output and "differs from the source in: orders" in output
