@@ -48,6 +48,11 @@ class ErrorType(StrEnum):
     API = "api_error"
 
 
+INTERNAL_ERROR_MESSAGE = (
+    "An internal error occurred. It has been logged; quote the request_id when reporting it."
+)
+
+
 class PaycoreError(Exception):
     status_code: int = 500
     error_type: ErrorType = ErrorType.API
@@ -282,7 +287,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         500,
         error_type=ErrorType.API,
         code="internal_error",
-        message="An internal error occurred. It has been logged; quote the request_id when reporting it.",
+        message=INTERNAL_ERROR_MESSAGE,
     )
 
 

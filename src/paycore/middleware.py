@@ -14,7 +14,7 @@ from typing import Any
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paycore.errors import ErrorType, error_body
+from paycore.errors import INTERNAL_ERROR_MESSAGE, InvalidRequest, PaycoreError, error_body
 from paycore.ids import new_id
 from paycore.logging import get_logger, reset_request_id, set_request_id
 from paycore.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS, UNMATCHED_ROUTE
@@ -95,25 +95,33 @@ class RequestContextMiddleware:
             reset_request_id(token)
 
 
-async def _send_internal_error(send: Send) -> None:
-    body = json.dumps(
-        error_body(
-            error_type=ErrorType.API,
-            code="internal_error",
-            message="An internal error occurred. It has been logged; quote the request_id when reporting it.",
-        )
-    ).encode()
+async def send_json(send: Send, status: int, body: bytes, extra_headers: list[tuple[bytes, bytes]]) -> None:
+    """A whole JSON response, from a middleware (outside FastAPI's error handlers)."""
     await send(
         {
             "type": "http.response.start",
-            "status": 500,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *extra_headers,
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(send: Send, error: PaycoreError) -> None:
+    """`error` in the one envelope, with its status and headers, from a middleware."""
+    body = json.dumps(
+        error_body(error_type=error.error_type, code=error.code, message=error.message, param=error.param)
+    ).encode()
+    headers = [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
+    await send_json(send, error.status_code, body, headers)
+
+
+async def _send_internal_error(send: Send) -> None:
+    await send_error(send, PaycoreError(INTERNAL_ERROR_MESSAGE))
 
 
 class BodyTooLarge(Exception):
@@ -160,24 +168,14 @@ class BodyLimitMiddleware:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            error_body(
-                error_type=ErrorType.INVALID_REQUEST,
+        await send_error(
+            send,
+            InvalidRequest(
+                f"The request body is larger than {self.limit} bytes.",
                 code="payload_too_large",
-                message=f"The request body is larger than {self.limit} bytes.",
-            )
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+                status_code=413,
+            ),
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 # paycore's own pages (the sandbox pay page; the admin console later) load nothing from elsewhere,
@@ -273,24 +271,12 @@ class JsonDepthMiddleware:
                 break
         body = b"".join(chunks)
         if json_too_deep(body):
-            error = json.dumps(
-                error_body(
-                    error_type=ErrorType.INVALID_REQUEST,
-                    code="json_too_deep",
-                    message=f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.",
-                )
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 400,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(error)).encode()),
-                    ],
-                }
+            await send_error(
+                send,
+                InvalidRequest(
+                    f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.", code="json_too_deep"
+                ),
             )
-            await send({"type": "http.response.body", "body": error})
             return
         await self.app(
             scope, _replay([{"type": "http.request", "body": body, "more_body": False}], receive), send

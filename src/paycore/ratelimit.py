@@ -15,7 +15,6 @@ and counted: a rate limit protects paycore; it must not become the outage.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -29,8 +28,9 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from paycore.config import Settings
-from paycore.errors import ErrorType, error_body
+from paycore.errors import RateLimited
 from paycore.logging import get_logger
+from paycore.middleware import send_error
 from paycore.ops.metrics import RATE_LIMITED, RATE_LIMITER_ERRORS
 
 log = get_logger(__name__)
@@ -128,22 +128,9 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         RATE_LIMITED.labels(limit_class=bucket.limit_class.value).inc()
-        body = json.dumps(
-            error_body(
-                error_type=ErrorType.RATE_LIMIT,
-                code="rate_limited",
-                message=f"Too many requests; try again in {wait} seconds.",
-            )
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(wait).encode()),
-                ],
-            }
+        await send_error(
+            send,
+            RateLimited(
+                f"Too many requests; try again in {wait} seconds.", headers={"Retry-After": str(wait)}
+            ),
         )
-        await send({"type": "http.response.body", "body": body})

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paycore.auth.dependencies import CONTEXT_SCOPE_KEY, authenticate_headers
 from paycore.db import Database
-from paycore.errors import AuthenticationFailed, PaycoreError, error_body
+from paycore.errors import AuthenticationFailed, PaycoreError
 from paycore.idempotency.service import (
     KeyRef,
     claim_key,
@@ -24,6 +24,7 @@ from paycore.idempotency.service import (
     save_response,
     validate_key,
 )
+from paycore.middleware import send_error, send_json
 
 HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -44,28 +45,6 @@ def _is_saved(status: int, body: bytes) -> bool:
     return True
 
 
-async def _send_json(send: Send, status: int, body: bytes, extra_headers: list[tuple[bytes, bytes]]) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *extra_headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _send_error(send: Send, error: PaycoreError) -> None:
-    body = json.dumps(
-        error_body(error_type=error.error_type, code=error.code, message=error.message, param=error.param)
-    ).encode()
-    await _send_json(send, error.status_code, body, [])
-
-
 class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -84,7 +63,7 @@ class IdempotencyMiddleware:
         try:
             validate_key(key)
         except PaycoreError as exc:
-            await _send_error(send, exc)
+            await send_error(send, exc)
             return
         database: Database = scope["app"].state.database
         try:
@@ -111,10 +90,10 @@ class IdempotencyMiddleware:
                     fingerprint=request_fingerprint(scope["method"], scope["path"], body),
                 )
         except PaycoreError as exc:
-            await _send_error(send, exc)
+            await send_error(send, exc)
             return
         if saved is not None:
-            await _send_json(send, saved.status, saved.body, [(REPLAYED_HEADER.encode(), b"true")])
+            await send_json(send, saved.status, saved.body, [(REPLAYED_HEADER.encode(), b"true")])
             return
 
         response: dict[str, Any] = {"status": 500, "body": bytearray()}
