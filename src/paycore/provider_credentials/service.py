@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.audit.service import Actor, record_audit
@@ -93,16 +93,19 @@ def _hints(values: Mapping[str, str], secret_fields: frozenset[str]) -> dict[str
     return {name: mask(value) if name in secret_fields else value for name, value in values.items()}
 
 
+def _account(*, tenant_id: str, provider: str, livemode: bool) -> Select[ProviderCredential]:
+    """The one row of a tenant's account at a provider in a mode."""
+    return select(ProviderCredential).where(
+        ProviderCredential.tenant_id == tenant_id,
+        ProviderCredential.provider == provider,
+        ProviderCredential.livemode == livemode,
+    )
+
+
 async def get_row(
     session: AsyncSession, *, tenant_id: str, provider: str, livemode: bool
 ) -> ProviderCredential:
-    row = await session.scalar(
-        select(ProviderCredential).where(
-            ProviderCredential.tenant_id == tenant_id,
-            ProviderCredential.provider == provider,
-            ProviderCredential.livemode == livemode,
-        )
-    )
+    row = await session.scalar(_account(tenant_id=tenant_id, provider=provider, livemode=livemode))
     if row is None:
         mode = "live" if livemode else "test"
         raise NotFound(f"No {provider} credentials in {mode} mode.", param="provider")
@@ -127,13 +130,7 @@ async def set_credentials(
     box = secrets_box(settings)
     context = _context(tenant_id, provider, livemode)
     row = await session.scalar(
-        select(ProviderCredential)
-        .where(
-            ProviderCredential.tenant_id == tenant_id,
-            ProviderCredential.provider == provider,
-            ProviderCredential.livemode == livemode,
-        )
-        .with_for_update()
+        _account(tenant_id=tenant_id, provider=provider, livemode=livemode).with_for_update()
     )
     stored: dict[str, Any] = {"values": {}, "webhook_secret": None, "previous_webhook_secret": None}
     if row is not None:
@@ -191,13 +188,7 @@ async def _refuse_secret_shared_across_modes(
 ) -> None:
     """The secret that verifies a webhook decides its mode: one secret in both modes would let a
     test event pass for a live one (providers where the merchant chooses it: Razorpay)."""
-    other = await session.scalar(
-        select(ProviderCredential).where(
-            ProviderCredential.tenant_id == tenant_id,
-            ProviderCredential.provider == provider,
-            ProviderCredential.livemode == (not livemode),
-        )
-    )
+    other = await session.scalar(_account(tenant_id=tenant_id, provider=provider, livemode=not livemode))
     if other is None:
         return
     opened = _open(box, other, _context(tenant_id, provider, not livemode))
@@ -284,13 +275,7 @@ class CredentialStore:
 
     async def get(self, tenant_id: str, provider: str, *, livemode: bool) -> ProviderCredentials | None:
         async with self._database.session(write=False) as session:
-            row = await session.scalar(
-                select(ProviderCredential).where(
-                    ProviderCredential.tenant_id == tenant_id,
-                    ProviderCredential.provider == provider,
-                    ProviderCredential.livemode == livemode,
-                )
-            )
+            row = await session.scalar(_account(tenant_id=tenant_id, provider=provider, livemode=livemode))
         if row is None:
             return None
         try:
