@@ -112,12 +112,14 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
 
 def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
+    """Every engine hides statement parameters from its errors: a traceback that reaches a log
+    must not carry what was being written (emails, hashes, sealed values)."""
     database_url = make_url(url or settings.database_url)
     if database_url.get_backend_name() == "sqlite":
         database = database_url.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(database_url)
+        engine = create_async_engine(database_url, hide_parameters=True)
         _configure_sqlite(engine, settings.database_busy_timeout_ms)
         return engine
 
@@ -137,7 +139,9 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
             "prepared_statement_cache_size": 0,
             "prepared_statement_name_func": lambda: f"__paycore_{uuid.uuid4().hex}__",
         }
-        return create_async_engine(database_url, poolclass=NullPool, connect_args=connect_args)
+        return create_async_engine(
+            database_url, poolclass=NullPool, connect_args=connect_args, hide_parameters=True
+        )
     # No pre-ping: on asyncpg it costs three round trips per checkout. A connection that died is
     # discarded by the pool on its first error (the request answers 503, a retry succeeds), and
     # recycling bounds how long an idle connection may sit behind a proxy's idle timeout.
@@ -147,6 +151,7 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         max_overflow=settings.database_max_overflow,
         pool_recycle=1800,
         connect_args=connect_args,
+        hide_parameters=True,
     )
 
 

@@ -79,8 +79,14 @@ async def current_revision(connection: AsyncConnection) -> str | None:
     return await connection.run_sync(_current)
 
 
+@cache
+def _known_revisions() -> frozenset[str]:
+    return frozenset(script.revision for script in _script().walk_revisions())
+
+
 def is_known(revision: str | None) -> bool:
-    return revision is None or revision in {script.revision for script in _script().walk_revisions()}
+    """False for a revision a newer release wrote (asked on every `/ready`: the set is cached)."""
+    return revision is None or revision in _known_revisions()
 
 
 async def migration_status(engine: AsyncEngine) -> MigrationStatus:
