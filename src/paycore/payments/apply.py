@@ -364,19 +364,20 @@ async def _refund_event(
             payment_ref=event.payment_ref,
             attempt_id=None,
         )
-        if attempt is None or event.amount is None or event.kind is not NeutralKind.REFUND_SUCCEEDED:
-            if event.kind is NeutralKind.REFUND_SUCCEEDED:
-                # Money went back that the books cannot place: until someone does, paycore would
-                # let the merchant refund it again.
-                await alert_ops(
-                    session,
-                    tenant_id=tenant_id,
-                    livemode=event.livemode,
-                    code="unmatched_refund",
-                    message=f"A {provider} refund ({event.refund_ref}) matches no payment paycore knows.",
-                    subject_key=event.provider_event_id,
-                    details={"refund_ref": event.refund_ref, "payment_ref": event.payment_ref},
-                )
+        if event.kind is not NeutralKind.REFUND_SUCCEEDED:
+            return ApplyOutcome(EventResult.UNMATCHED, "no refund or payment matches")
+        if attempt is None or event.amount is None:
+            # Money went back that the books cannot place: until someone does, paycore would let
+            # the merchant refund it again.
+            await alert_ops(
+                session,
+                tenant_id=tenant_id,
+                livemode=event.livemode,
+                code="unmatched_refund",
+                message=f"A {provider} refund ({event.refund_ref}) matches no payment paycore knows.",
+                subject_key=event.provider_event_id,
+                details={"refund_ref": event.refund_ref, "payment_ref": event.payment_ref},
+            )
             return ApplyOutcome(EventResult.UNMATCHED, "no refund or payment matches")
         # Refunded at the provider directly: record it so the books agree with the provider.
         order = await lock_order(session, order_id=attempt.order_id, tenant_id=tenant_id)

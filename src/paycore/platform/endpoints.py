@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from collections.abc import Awaitable, Callable
 
-from paycore.dependencies import ReadSessionDep, WriteSessionDep
+from fastapi import APIRouter, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from paycore.db import Database
+from paycore.dependencies import DatabaseDep, ReadSessionDep, WriteSessionDep
 from paycore.platform import service
 from paycore.platform.dependencies import PlatformDep
 from paycore.platform.schemas import (
@@ -16,12 +20,10 @@ from paycore.platform.schemas import (
     SubscriptionOut,
 )
 from paycore.schemas import DEFAULT_LIMIT, CursorQuery, LimitQuery, ListOut
-from paycore.tenancy.models import Plan, SubscriptionStatus, TenantStatus
-from paycore.tenancy.standing import StandingCache
+from paycore.tenancy.models import Plan, TenantStatus
+from paycore.tenancy.standing import StandingCache, may_sell
 
 router = APIRouter(prefix="/v1/platform", tags=["platform"])
-
-_SELLING = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING)
 
 
 def plan_out(plan: Plan) -> PlanOut:
@@ -43,9 +45,7 @@ def tenant_out(view: service.TenantView) -> PlatformTenantOut:
         slug=view.tenant.slug,
         name=view.tenant.name,
         status=view.tenant.status,
-        may_sell=view.tenant.status is TenantStatus.ACTIVE
-        and subscription is not None
-        and subscription.status in _SELLING,
+        may_sell=may_sell(view.tenant.status, subscription.status if subscription else None),
         subscription=SubscriptionOut(
             plan=view.plan.code if view.plan else None,
             status=subscription.status if subscription else None,
@@ -88,48 +88,70 @@ async def read_tenant(tenant_id: str, _actor: PlatformDep, session: ReadSessionD
     return tenant_out(await service.tenant_view(session, tenant_id))
 
 
+async def _change_standing(
+    request: Request,
+    database: Database,
+    tenant_id: str,
+    change: Callable[[AsyncSession], Awaitable[service.TenantView]],
+) -> PlatformTenantOut:
+    """Make a change to a tenant's standing, then forget the cached standing — after the commit,
+    so no request can cache the old standing again in between."""
+    async with database.session(write=True) as session:
+        out = tenant_out(await change(session))
+    _standing(request).drop(tenant_id)
+    return out
+
+
 @router.post("/tenants/{tenant_id}/suspend", summary="Stop a tenant's selling (its payments still settle)")
 async def suspend_tenant(
-    tenant_id: str, request: Request, actor: PlatformDep, session: WriteSessionDep
+    tenant_id: str, request: Request, actor: PlatformDep, database: DatabaseDep
 ) -> PlatformTenantOut:
-    view = await service.set_tenant_status(
-        session, tenant_id=tenant_id, status=TenantStatus.SUSPENDED, actor=actor
+    return await _change_standing(
+        request,
+        database,
+        tenant_id,
+        lambda session: service.set_tenant_status(
+            session, tenant_id=tenant_id, status=TenantStatus.SUSPENDED, actor=actor
+        ),
     )
-    _standing(request).drop(tenant_id)
-    return tenant_out(view)
 
 
 @router.post("/tenants/{tenant_id}/reactivate", summary="Let a suspended tenant sell again")
 async def reactivate_tenant(
-    tenant_id: str, request: Request, actor: PlatformDep, session: WriteSessionDep
+    tenant_id: str, request: Request, actor: PlatformDep, database: DatabaseDep
 ) -> PlatformTenantOut:
-    view = await service.set_tenant_status(
-        session, tenant_id=tenant_id, status=TenantStatus.ACTIVE, actor=actor
+    return await _change_standing(
+        request,
+        database,
+        tenant_id,
+        lambda session: service.set_tenant_status(
+            session, tenant_id=tenant_id, status=TenantStatus.ACTIVE, actor=actor
+        ),
     )
-    _standing(request).drop(tenant_id)
-    return tenant_out(view)
 
 
 @router.put("/tenants/{tenant_id}/subscription", summary="Set a tenant's plan and subscription status")
 async def put_subscription(
-    tenant_id: str, body: SubscriptionIn, request: Request, actor: PlatformDep, session: WriteSessionDep
+    tenant_id: str, body: SubscriptionIn, request: Request, actor: PlatformDep, database: DatabaseDep
 ) -> PlatformTenantOut:
-    view = await service.set_subscription(
-        session,
-        tenant_id=tenant_id,
-        plan_code=body.plan,
-        status=body.status,
-        current_period_end=body.current_period_end,
-        actor=actor,
+    return await _change_standing(
+        request,
+        database,
+        tenant_id,
+        lambda session: service.set_subscription(
+            session,
+            tenant_id=tenant_id,
+            plan_code=body.plan,
+            status=body.status,
+            current_period_end=body.current_period_end,
+            actor=actor,
+        ),
     )
-    _standing(request).drop(tenant_id)
-    return tenant_out(view)
 
 
 @router.post("/plans", status_code=status.HTTP_201_CREATED, summary="Create a plan")
-async def create_plan(
-    body: PlanIn, request: Request, actor: PlatformDep, session: WriteSessionDep
-) -> PlanOut:
+async def create_plan(body: PlanIn, actor: PlatformDep, session: WriteSessionDep) -> PlanOut:
+    # A new plan has no subscribers yet: no cached standing can be stale.
     plan = await service.create_plan(
         session,
         code=body.code,
@@ -139,7 +161,6 @@ async def create_plan(
         features=body.features,
         actor=actor,
     )
-    _standing(request).drop()
     return plan_out(plan)
 
 

@@ -32,7 +32,12 @@ class Standing:
 
     @property
     def may_sell(self) -> bool:
-        return self.tenant_status is TenantStatus.ACTIVE and self.subscription_status in _SELLING
+        return may_sell(self.tenant_status, self.subscription_status)
+
+
+def may_sell(tenant_status: TenantStatus, subscription_status: SubscriptionStatus | None) -> bool:
+    """Active, with a subscription that is active or trialing."""
+    return tenant_status is TenantStatus.ACTIVE and subscription_status in _SELLING
 
 
 async def load_standing(session: AsyncSession, tenant_id: str) -> Standing:
