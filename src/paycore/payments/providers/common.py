@@ -91,15 +91,15 @@ async def verify_in_either_mode(
     raise last
 
 
-def parse_json_object(body: bytes, provider: str) -> dict[str, Any]:
-    """A verified webhook body as a JSON object; anything else is refused, never a 500
-    (RecursionError: JSON nested deeper than the parser goes)."""
+def parse_json_object(body: bytes, what: str) -> dict[str, Any]:
+    """A webhook body as a JSON object; anything else is refused, never a 500 (RecursionError:
+    JSON nested deeper than the parser goes). `what` names the object in the refusal."""
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise WebhookRejected("malformed_body", f"the body is not {provider} JSON") from None
+        raise WebhookRejected("malformed_body", "the body is not JSON") from None
     if not isinstance(payload, dict):
-        raise WebhookRejected("malformed_body", f"the body is not a {provider} event")
+        raise WebhookRejected("malformed_body", f"the body is not {what}")
     return payload
 
 

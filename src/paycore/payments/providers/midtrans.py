@@ -14,7 +14,6 @@ notifications signed with the account's server key.
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -46,6 +45,7 @@ from paycore.payments.providers.common import (
     ProviderHttp,
     credentials_for,
     json_object,
+    parse_json_object,
     raise_for_provider,
     send,
 )
@@ -306,12 +306,7 @@ _CONFIRMED_FIELDS = (
 
 
 def _notification(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise WebhookRejected("malformed_body", "the body is not JSON") from None
-    if not isinstance(payload, dict):
-        raise WebhookRejected("malformed_body", "the body is not a Midtrans notification")
+    payload = parse_json_object(body, "a Midtrans notification")
     for field in _SIGNED_FIELDS:
         # Strings only: the signature is over the received text, and a number has no one text.
         if not isinstance(payload.get(field), str) or not payload[field]:

@@ -13,7 +13,6 @@ and the webhook receiver then captures through `confirm` once the event is store
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -40,7 +39,12 @@ from paycore.payments.providers.base import (
     VerifiedWebhook,
     WebhookRejected,
 )
-from paycore.payments.providers.common import ProviderHttp, credentials_for, verify_in_either_mode
+from paycore.payments.providers.common import (
+    ProviderHttp,
+    credentials_for,
+    parse_json_object,
+    verify_in_either_mode,
+)
 from paycore.payments.providers.paypal_api import PayPalApi, path_part
 from paycore.payments.providers.paypal_certificates import CertificateFetcher
 from paycore.payments.providers.paypal_shapes import (
@@ -291,10 +295,7 @@ def _paypal_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def _parse_event(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
-        raise WebhookRejected("malformed_body", "the body is not JSON") from None
-    if not isinstance(payload, dict) or not text(payload.get("id")) or not text(payload.get("event_type")):
+    payload = parse_json_object(body, "a PayPal event")
+    if not text(payload.get("id")) or not text(payload.get("event_type")):
         raise WebhookRejected("malformed_body", "the body is not a PayPal event")
     return payload

@@ -25,7 +25,6 @@ Decisions (see docs/providers/razorpay.md):
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -53,7 +52,12 @@ from paycore.payments.providers.base import (
     VerifiedWebhook,
     WebhookRejected,
 )
-from paycore.payments.providers.common import ProviderHttp, credentials_for, verify_in_either_mode
+from paycore.payments.providers.common import (
+    ProviderHttp,
+    credentials_for,
+    parse_json_object,
+    verify_in_either_mode,
+)
 from paycore.payments.providers.razorpay_api import (
     ORDER_ID,
     PAYMENT_ID,
@@ -247,11 +251,8 @@ def _order_body(request: PaymentRequest) -> dict[str, Any]:
 
 
 def _event_payload(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
-        raise WebhookRejected("malformed_body", "the body is not JSON") from None
-    if not isinstance(payload, dict) or payload.get("entity") != "event":
+    payload = parse_json_object(body, "a Razorpay event")
+    if payload.get("entity") != "event":
         raise WebhookRejected("malformed_body", "the body is not a Razorpay event")
     if not isinstance(payload.get("event"), str):
         raise WebhookRejected("malformed_body", "the body names no event type")

@@ -6,7 +6,6 @@ Stripe's API, and verifies the sandbox's webhooks the way it would verify Stripe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -30,6 +29,7 @@ from paycore.payments.providers.base import (
     VerifiedWebhook,
     WebhookRejected,
 )
+from paycore.payments.providers.common import parse_json_object
 from paycore.sandbox import service as backoffice
 from paycore.sandbox.credentials import webhook_secret
 from paycore.sandbox.signing import SIGNATURE_HEADER, SignatureError, verify
@@ -84,11 +84,8 @@ class SandboxProvider:
             verify([secret], headers.get(SIGNATURE_HEADER.lower()), body, now=int(now.timestamp()))
         except SignatureError as exc:
             raise WebhookRejected(exc.reason, str(exc)) from None
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise WebhookRejected("malformed_body", "the body is not JSON") from None
-        if not isinstance(payload, dict) or not isinstance(payload.get("id"), str) or not payload["id"]:
+        payload = parse_json_object(body, "a sandbox event")
+        if not isinstance(payload.get("id"), str) or not payload["id"]:
             raise WebhookRejected("malformed_body", "the body is not a sandbox event")
         return VerifiedWebhook(payload=payload, livemode=False)
 

@@ -15,7 +15,6 @@ stricter on time) and mapped by `stripe_events`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from functools import partial
@@ -41,7 +40,12 @@ from paycore.payments.providers.base import (
     VerifiedWebhook,
     WebhookRejected,
 )
-from paycore.payments.providers.common import ProviderHttp, credentials_for, verify_in_either_mode
+from paycore.payments.providers.common import (
+    ProviderHttp,
+    credentials_for,
+    parse_json_object,
+    verify_in_either_mode,
+)
 from paycore.payments.providers.stripe_credentials import StripeCredentials
 from paycore.payments.providers.stripe_events import ATTEMPT_KEY, REFUND_KEY
 from paycore.payments.providers.stripe_sdk import PaycoreHttpClient, call_stripe
@@ -210,14 +214,7 @@ class StripeProvider:
 
 
 def _event_payload(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
-        raise WebhookRejected("malformed_body", "the body is not JSON") from None
-    if (
-        not isinstance(payload, dict)
-        or stripe_events.text(payload.get("id")) is None
-        or stripe_events.text(payload.get("type")) is None
-    ):
+    payload = parse_json_object(body, "a Stripe event")
+    if stripe_events.text(payload.get("id")) is None or stripe_events.text(payload.get("type")) is None:
         raise WebhookRejected("malformed_body", "the body is not a Stripe event")
     return payload
