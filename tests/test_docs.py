@@ -72,3 +72,33 @@ def test_every_runbook_command_is_run_by_a_test(words: tuple[str, ...]) -> None:
     call = re.compile(rf'"{re.escape(words[0])}",\s*"{re.escape(words[1])}"')
     tests = (path.read_text() for path in (ROOT / "tests").rglob("test_*.py"))
     assert any(call.search(text) for text in tests), f"no test runs `paycore {' '.join(words)}`"
+
+
+def _relative_links(doc: Path) -> list[str]:
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text())
+    return [link for link in links if not re.match(r"[a-z]+:", link)]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda doc: str(doc.relative_to(ROOT)))
+def test_every_relative_link_in_the_docs_resolves(doc: Path) -> None:
+    missing = [link for link in _relative_links(doc) if not (doc.parent / link).exists()]
+    assert not missing, f"{doc.relative_to(ROOT)} links to files that do not exist: {missing}"
+
+
+def test_the_design_lives_in_the_repository() -> None:
+    architecture = (ROOT / "docs" / "architecture.md").read_text()
+    assert "](design.md)" in architecture
+    design = (ROOT / "docs" / "design.md").read_text()
+    for section in ("Promises", "Data model", "Order state machine", "The money path"):
+        assert f". {section}" in design
+
+
+def test_paycore_is_apache_2_licensed() -> None:
+    import tomllib
+
+    license_text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in license_text
+    assert "Version 2.0, January 2004" in license_text
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0"
+    assert project["license-files"] == ["LICENSE"]

@@ -59,7 +59,7 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
             process.wait()
 
 
-def wait_until_healthy(port: int, process: subprocess.Popen[str], timeout: float = 20) -> None:
+def wait_until_healthy(port: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, f"exited early:\n{process.stdout.read() if process.stdout else ''}"
