@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +18,7 @@ from paycore.admin.endpoints import router as admin_router
 from paycore.carts.endpoints import router as carts_router
 from paycore.catalog.endpoints import router as catalog_router
 from paycore.catalog.endpoints import storefront_router as storefront_catalog_router
+from paycore.checkout.durability import LIVE_PAYMENTS_NEED_POSTGRES
 from paycore.checkout.endpoints import router as checkout_router
 from paycore.config import Settings, load_settings
 from paycore.customers.endpoints import router as customers_router
@@ -117,6 +119,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             app.state.redis = Redis.from_url(settings.redis_url.get_secret_value())
         if settings.is_production:
             await warn_about_refused_webhooks(app.state.database, app.state.providers)
+            if app.state.database.dialect_name == "sqlite":
+                log.warning("live_payments_unavailable", reason=LIVE_PAYMENTS_NEED_POSTGRES)
         log.info(
             "paycore_started",
             env=settings.env.value,
@@ -147,6 +151,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.openapi = lambda: _openapi_with_our_422(app)  # type: ignore[method-assign]
     app.state.settings = settings
+    app.state.instance_id = secrets.token_hex(8)
     app.state.database = database
     app.state.breakers = breakers_for(settings)
     app.state.providers = (

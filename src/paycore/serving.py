@@ -8,11 +8,15 @@ and the worker together, and exits 0.
 from __future__ import annotations
 
 import asyncio
+import errno
+import ipaddress
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
@@ -20,10 +24,63 @@ from paycore.circuit import Breakers
 from paycore.config import Settings
 from paycore.db import Database, create_engine
 from paycore.logging import get_logger
+from paycore.ops.endpoints import INSTANCE_HEADER
 from paycore.payments.providers.registry import breakers_for, build_registry
 from paycore.worker.assembly import assembled_worker
 
 log = get_logger(__name__)
+
+
+class AddressInUse(Exception):
+    """The host and port to serve on are taken (another paycore, or anything else)."""
+
+
+def bind_listening_socket(host: str, port: int) -> socket.socket:
+    """Bind before anything else starts, so a taken port fails first and alone: no worker has
+    run and no banner has claimed the address when the process says it cannot serve."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUse(f"{host}:{port} is already in use") from None
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(host: str, port: int) -> str:
+    """The URL a local client reaches a server bound to `host`:`port` at."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"http://{host}:{port}"
+    if address.is_unspecified:  # 0.0.0.0 or ::, reachable here through the loopback
+        return f"http://127.0.0.1:{port}" if address.version == 4 else f"http://[::1]:{port}"
+    return f"http://{host}:{port}" if address.version == 4 else f"http://[{host}]:{port}"
+
+
+def following_the_bound_address(settings: Settings, host: str, port: int) -> Settings:
+    """Without PAYCORE_PUBLIC_URL, customers and the sandbox's webhooks are sent where this server
+    actually listens; a URL the operator set is kept as it is (a proxy may sit in front)."""
+    if "public_url" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"public_url": url_of(host, port)})
+
+
+async def public_url_reaches_us(public_url: str, instance: str, *, within_seconds: float = 3.0) -> str | None:
+    """None when `public_url` answers as this very process; otherwise why not, in words."""
+    try:
+        async with httpx.AsyncClient(timeout=within_seconds) as client:
+            response = await client.get(f"{public_url}/health")
+    except httpx.HTTPError as exc:
+        return f"{public_url}/health could not be reached ({type(exc).__name__})"
+    if response.headers.get(INSTANCE_HEADER) != instance:
+        return f"{public_url}/health is answered by another server, not this one"
+    return None
 
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -117,11 +174,13 @@ async def quiet_server(app: FastAPI, settings: Settings, *, port: int) -> AsyncI
         await task
 
 
-async def serve_api(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
+async def serve_api(
+    app: FastAPI, settings: Settings, *, host: str, port: int, sockets: list[socket.socket] | None = None
+) -> None:
     stop = asyncio.Event()
     server = _Server(uvicorn_config(app, settings, host=host, port=port))
     _on_signals(stop, server, app=app, drain_seconds=settings.shutdown_drain_seconds)
-    await server.serve()
+    await server.serve(sockets=sockets)
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -138,7 +197,27 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         await database.dispose()
 
 
-async def run_api_and_worker(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
+async def warn_unless_public_url_reaches_us(app: FastAPI, settings: Settings) -> None:
+    """A PAYCORE_PUBLIC_URL that leads elsewhere sends customers and the sandbox's webhooks to
+    the wrong server: say so loudly once the server listens."""
+    reason = await public_url_reaches_us(settings.public_url, app.state.instance_id)
+    if reason is not None:
+        log.warning(
+            "public_url_does_not_reach_this_server",
+            public_url=settings.public_url,
+            reason=reason,
+            consequence="payment pages and sandbox webhooks will go to the wrong place",
+        )
+
+
+async def run_api_and_worker(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    sockets: list[socket.socket] | None = None,
+) -> None:
     """`paycore run`: one process, one event loop, one database pool and one set of breakers."""
     stop = asyncio.Event()
     server = _Server(uvicorn_config(app, settings, host=host, port=port))
@@ -151,10 +230,21 @@ async def run_api_and_worker(app: FastAPI, settings: Settings, *, host: str, por
     try:
         async with assembled_worker(settings, database, registry, breakers) as worker:
             worker_task = asyncio.create_task(worker.run(stop))
+            probe: asyncio.Task[None] | None = None
+            if "public_url" in settings.model_fields_set:
+                probe = asyncio.create_task(_probe_when_started(server, app, settings))
             try:
-                await server.serve()
+                await server.serve(sockets=sockets)
             finally:
                 stop.set()
+                if probe is not None:
+                    probe.cancel()
                 await worker_task
     finally:
         await database.dispose()
+
+
+async def _probe_when_started(server: uvicorn.Server, app: FastAPI, settings: Settings) -> None:
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag, not an event)
+        await asyncio.sleep(0.05)
+    await warn_unless_public_url_reaches_us(app, settings)

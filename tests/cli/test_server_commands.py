@@ -57,6 +57,8 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
         if process.poll() is None:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def wait_until_healthy(port: int, process: subprocess.Popen[str], timeout: float = 60) -> None:

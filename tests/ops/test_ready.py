@@ -115,3 +115,20 @@ class TestReadyWithRedis:
                 response = await client.get("/ready")
         assert response.status_code == 200
         assert response.json()["checks"]["redis"] == {"ok": True, "detail": "answers"}
+
+
+class TestProductionOnSqlite:
+    async def test_ready_says_live_payments_are_unavailable(self, tmp_path: object) -> None:
+        settings = make_settings(env="production", database_url=f"sqlite+aiosqlite:///{tmp_path}/p.db")
+        database = Database(create_engine(settings))
+        try:
+            await upgrade_to_head(database.engine)
+            response = await get_ready_from_own_database(settings)
+        finally:
+            await database.dispose()
+        assert response.status_code == 200  # test mode still works: the process takes traffic
+        (warning,) = response.json()["warnings"]
+        assert "Live-mode payments need PostgreSQL" in warning
+
+    async def test_development_on_sqlite_has_no_warning(self, client: httpx.AsyncClient) -> None:
+        assert "warnings" not in (await client.get("/ready")).json()

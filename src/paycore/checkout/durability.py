@@ -17,14 +17,15 @@ log = get_logger(__name__)
 
 # What a storefront sees when the gate is shut: live payments are off, test mode still works.
 GATE_CLOSED = "live_payments_unavailable"
+LIVE_PAYMENTS_NEED_POSTGRES = (
+    "Live-mode payments need PostgreSQL; this deployment runs on SQLite. "
+    "Set PAYCORE_DATABASE_URL to a PostgreSQL database (docs/operations.md)."
+)
 
 
 async def require_durable_database(database: Database) -> None:
     if database.dialect_name != "postgresql":
-        raise ServiceUnavailable(
-            "Live-mode payments need PostgreSQL; this deployment runs on SQLite.",
-            code=GATE_CLOSED,
-        )
+        raise ServiceUnavailable(LIVE_PAYMENTS_NEED_POSTGRES, code=GATE_CLOSED)
     try:
         async with database.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -26,7 +27,7 @@ from paycore.cli.common import (
     write_session,
 )
 from paycore.cli.demo_walkthrough import run_walkthrough
-from paycore.config import Settings
+from paycore.config import Settings, normalize_database_url
 from paycore.errors import AuthenticationFailed
 from paycore.tenancy.models import Tenant
 from paycore.tenancy.service import create_tenant
@@ -94,7 +95,17 @@ KeysFileOption = Annotated[Path, typer.Option(help="Where the demo keys are kept
 
 
 @app.callback(invoke_without_command=True)
-def walkthrough(ctx: typer.Context, keys_file: KeysFileOption = DEFAULT_KEYS_FILE) -> None:
+def walkthrough(
+    ctx: typer.Context,
+    keys_file: KeysFileOption = DEFAULT_KEYS_FILE,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Sell in this database and keep what the demo made (default: a throwaway SQLite "
+            "database, so `make run`'s data is left alone)."
+        ),
+    ] = None,
+) -> None:
     """Sell one item end to end on the sandbox, with its webhook sent 3 times and out of order,
     and show that every effect happened once. (`paycore demo setup` only prepares the tenant.)"""
     if ctx.invoked_subcommand is not None:
@@ -102,7 +113,20 @@ def walkthrough(ctx: typer.Context, keys_file: KeysFileOption = DEFAULT_KEYS_FIL
     settings = settings_or_exit(quiet_logs=True)
     if settings.is_production:
         fail("the demo is for development only (PAYCORE_ENV=production)")
-    run_async(lambda: run_walkthrough(settings, keys_file, console=console, ensure_tenant=ensure_demo_tenant))
+    if database_url is not None:
+        kept = settings.model_copy(update={"database_url": normalize_database_url(database_url)})
+        run_async(lambda: run_walkthrough(kept, keys_file, console=console, ensure_tenant=ensure_demo_tenant))
+        return
+    with tempfile.TemporaryDirectory(prefix="paycore-demo-") as scratch:
+        throwaway = settings.model_copy(
+            update={"database_url": f"sqlite+aiosqlite:///{Path(scratch) / 'demo.db'}"}
+        )
+        console.print("(a throwaway database: nothing is kept; --database-url URL keeps it)")
+        run_async(
+            lambda: run_walkthrough(
+                throwaway, Path(scratch) / "demo-keys.json", console=console, ensure_tenant=ensure_demo_tenant
+            )
+        )
 
 
 @app.command("setup")

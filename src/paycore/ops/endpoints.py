@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from paycore.auth.dependencies import OpsKeyDep
+from paycore.checkout.durability import LIVE_PAYMENTS_NEED_POSTGRES
 from paycore.dependencies import DatabaseDep, ReadSessionDep, SettingsDep
 from paycore.errors import ErrorType, error_body
 from paycore.ops.metrics import render_latest
@@ -15,8 +16,13 @@ from paycore.ops.summary import tenant_summary
 router = APIRouter(tags=["ops"])
 
 
+# Answered by /health, so a start-up probe can tell this process from another one on the same URL.
+INSTANCE_HEADER = "X-Paycore-Instance"
+
+
 @router.get("/health", summary="Process liveness (no I/O)")
-async def health() -> dict[str, str]:
+async def health(request: Request, response: Response) -> dict[str, str]:
+    response.headers[INSTANCE_HEADER] = request.app.state.instance_id
     return {"status": "ok"}
 
 
@@ -35,7 +41,11 @@ async def ready(request: Request, database: DatabaseDep, settings: SettingsDep) 
     by_name: dict[str, Any] = {check.name: {"ok": check.ok, "detail": check.detail} for check in checks}
     failing = [check for check in checks if not check.ok]
     if not failing:
-        return JSONResponse({"status": "ready", "checks": by_name})
+        ready_body: dict[str, Any] = {"status": "ready", "checks": by_name}
+        if settings.is_production and database.dialect_name == "sqlite":
+            # Ready for test mode, but a production deployment must not look healthy for money.
+            ready_body["warnings"] = [LIVE_PAYMENTS_NEED_POSTGRES]
+        return JSONResponse(ready_body)
     body = error_body(
         error_type=ErrorType.API,
         code="not_ready",

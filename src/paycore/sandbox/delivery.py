@@ -65,8 +65,12 @@ async def deliver_due_webhooks(
             status = response.status_code
             if not response.is_success:
                 error = response.text[:500]
+                _warn_refused(delivery, response)
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "sandbox_webhook_undelivered", url=webhook_url(settings, delivery.tenant_slug), error=error
+            )
         async with database.session(write=True) as session:
             row = await session.get(SandboxDelivery, delivery.id)
             assert row is not None
@@ -81,3 +85,20 @@ async def deliver_due_webhooks(
         if error is not None:
             log.info("sandbox_webhook_not_accepted", event_id=delivery.event_id, status=status, error=error)
     return accepted
+
+
+def _warn_refused(delivery: SandboxDelivery, response: httpx.Response) -> None:
+    """A refused sandbox webhook means a test payment never lands: say why, where a developer
+    looks. A signature refusal usually means the webhook went to another server (PAYCORE_PUBLIC_URL
+    pointing at a different port) or the server secret changed."""
+    try:
+        reason = response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        reason = f"HTTP {response.status_code}"
+    log.warning(
+        "sandbox_webhook_refused",
+        url=str(response.request.url),
+        status=response.status_code,
+        reason=reason,
+        chaos_bad_signature=delivery.bad_signature,
+    )
