@@ -44,6 +44,7 @@ from paycore.provider_credentials.service import webhooks_without_secret
 from paycore.ratelimit import RateLimiter, RateLimitMiddleware
 from paycore.sandbox.endpoints import router as sandbox_router
 from paycore.schemas import ERROR_RESPONSES
+from paycore.server_templates.endpoints import router as server_templates_router
 from paycore.tenancy.endpoints import router as tenancy_router
 from paycore.tenancy.standing import StandingCache
 
@@ -197,6 +198,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         webhook_endpoints_router,
         provider_credentials_router,
         platform_router,
+        server_templates_router,
         admin_router,
         sandbox_router,
     ):

@@ -16,6 +16,7 @@ from paycore.payments import models as payment_models
 from paycore.platform import models as platform_models
 from paycore.provider_credentials import models as provider_credential_models
 from paycore.sandbox import models as sandbox_models
+from paycore.server_templates import models as server_template_models
 from paycore.tenancy import models as tenancy_models
 from paycore.worker import models as worker_models
 
@@ -38,6 +39,7 @@ __all__ = [
     "platform_models",
     "provider_credential_models",
     "sandbox_models",
+    "server_template_models",
     "tenancy_models",
     "worker_models",
 ]

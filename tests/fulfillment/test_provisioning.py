@@ -5,9 +5,7 @@ API, behind an httpx.MockTransport), and the order is fulfilled — or needs a p
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
-from itertools import count
 from typing import Any
 
 import httpx
@@ -27,36 +25,23 @@ from paycore.fulfillment.provisioners.registry import build_provisioners
 from paycore.fulfillment.service import retry_fulfillment
 from paycore.merchant_webhooks.signing import new_secret
 from paycore.outbox.models import OutboxChannel, OutboxMessage
+from paycore.payments.providers.registry import ProviderRegistry
 from tests.conftest import make_settings
 from tests.flows.helpers import Shop, buy, confirm, deliver, open_shop, order
+from tests.fulfillment.fakes import fake_http
 
 PROVISION_URL = "https://provision.example/hook"
 HTTP_TARGET = "provisioner:http:provision.example"
-PANEL_URL = "https://panel.example"
-PANEL_KEY = "ptla_test"
 MAX_ATTEMPTS = 2
-
-SERVER = {
-    "user": 1,
-    "egg": 5,
-    "docker_image": "ghcr.io/pterodactyl/yolks:java_17",
-    "startup": "java -jar server.jar",
-    "environment": {"SERVER_JARFILE": "server.jar"},
-    "limits": {"memory": 2048, "swap": 0, "disk": 10240, "io": 500, "cpu": 200},
-    "feature_limits": {"databases": 1, "allocations": 1, "backups": 2},
-    "deploy": {"locations": [1], "dedicated_ip": False, "port_range": []},
-}
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The suite's settings (its database) plus a provisioner secret, a panel, and few attempts.
+    """The suite's settings (its database) plus a provisioner secret and few attempts.
     Overriding `settings` here makes the `client` fixture's app use these too."""
     return make_settings(
         database_url=settings.database_url,
         provisioner_secret=new_secret(),
-        pterodactyl_url=PANEL_URL,
-        pterodactyl_api_key=PANEL_KEY,
         fulfillment_max_attempts=MAX_ATTEMPTS,
     )
 
@@ -95,84 +80,6 @@ class FakeProvisioningEndpoint:
         return httpx.Response(200, json={"external_ref": ref})
 
 
-class FakePanel:
-    """The parts of Pterodactyl's Application API the adapter uses: look a server up by external
-    id, create a server. With `timeout_after_create`, the first creation succeeds on the panel but
-    its answer never arrives (the client times out reading it)."""
-
-    REQUIRED = ("name", "user", "egg", "docker_image", "startup", "environment", "limits", "feature_limits")
-
-    def __init__(self, *, timeout_after_create: bool = False) -> None:
-        self.timeout_after_create = timeout_after_create
-        self.servers: dict[int, dict[str, Any]] = {}
-        self.creations: list[dict[str, Any]] = []
-        self.calls: list[tuple[str, str]] = []
-        self.unauthorized = 0
-        self._ids = count(42)
-
-    @staticmethod
-    def _error(status: int, code: str, detail: str) -> httpx.Response:
-        return httpx.Response(
-            status, json={"errors": [{"code": code, "status": str(status), "detail": detail}]}
-        )
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if request.url.host != "panel.example":
-            return httpx.Response(404)
-        self.calls.append((request.method, request.url.path))
-        if request.headers.get("authorization") != f"Bearer {PANEL_KEY}":
-            self.unauthorized += 1
-            return self._error(401, "AuthenticationException", "Unauthenticated.")
-        path = request.url.path
-        lookup = "/api/application/servers/external/"
-        if request.method == "GET" and path.startswith(lookup):
-            external_id = path.removeprefix(lookup)
-            for server in self.servers.values():
-                if server["external_id"] == external_id:
-                    return httpx.Response(200, json={"object": "server", "attributes": server})
-            return self._error(404, "NotFoundHttpException", "The requested resource could not be found.")
-        if request.method == "POST" and path == "/api/application/servers":
-            return self._create(request)
-        return self._error(404, "NotFoundHttpException", "No such route.")
-
-    def _create(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        self.creations.append(body)
-        missing = [field for field in self.REQUIRED if field not in body]
-        if "allocation" not in body and "deploy" not in body:
-            missing.append("allocation")
-        if missing:
-            return self._error(422, "ValidationException", f"missing {', '.join(missing)}")
-        if any(server["external_id"] == body.get("external_id") for server in self.servers.values()):
-            return self._error(422, "ValidationException", "The external id has already been taken.")
-        server_id = next(self._ids)
-        attributes = {
-            "id": server_id,
-            "external_id": body.get("external_id"),
-            "uuid": f"00000000-0000-4000-8000-{server_id:012d}",
-            "identifier": f"{server_id:08x}",
-            "name": body["name"],
-            "user": body["user"],
-            "egg": body["egg"],
-            "limits": body["limits"],
-            "feature_limits": body["feature_limits"],
-            "container": {
-                "startup_command": body["startup"],
-                "image": body["docker_image"],
-                "environment": body["environment"],
-            },
-        }
-        self.servers[server_id] = attributes
-        if self.timeout_after_create:
-            self.timeout_after_create = False
-            raise httpx.ReadTimeout("timed out reading the panel's answer", request=request)
-        return httpx.Response(201, json={"object": "server", "attributes": attributes})
-
-
-def fake_http(handler: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
-
-
 def dispatcher(
     db: Database, settings: Settings, http: httpx.AsyncClient, breakers: Breakers | None = None
 ) -> FulfillmentDispatcher:
@@ -181,6 +88,9 @@ def dispatcher(
         build_provisioners(settings, http),
         breakers or Breakers(failure_threshold=5, reset_seconds=30),
         settings,
+        # No payment providers: the HTTP provisioner calls the merchant's own endpoint, so the
+        # dispatcher never asks one (the operator's panel is tested in test_operator_panel.py).
+        providers=ProviderRegistry({}),
         worker_id="worker-test",
     )
 
@@ -396,101 +306,6 @@ class TestHttpProvisioner:
                 await retry_fulfillment(
                     session, fulfillment_id=row.id, actor=Actor(name="test:ops"), now=utcnow()
                 )
-
-
-async def as_live(db: Database, order_id: str) -> None:
-    """The fulfillment of a live-mode order. (A live order needs a live provider, which the test
-    suite does not have; the provisioning path is what is under test here.)"""
-    from sqlalchemy import update as sql_update
-
-    from paycore.fulfillment.models import Fulfillment
-
-    async with db.session() as session:
-        await session.execute(
-            sql_update(Fulfillment).where(Fulfillment.order_id == order_id).values(livemode=True)
-        )
-
-
-class TestPterodactyl:
-    async def test_test_mode_orders_never_create_servers(
-        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
-    ) -> None:
-        paid = await paid_order(client, db, settings, shop, {"provisioner": "pterodactyl", "server": SERVER})
-        panel = FakePanel()
-        async with fake_http(panel) as http:
-            assert await run_batch(dispatcher(db, settings, http)) == 1
-        row = await fulfillment_of(db, paid["id"])
-        assert panel.calls == []
-        assert (row.status, row.result_ref) == (FulfillmentStatus.SUCCEEDED, "test-mode:not-created")
-        assert (await order(client, shop, paid["id"]))["status"] == "fulfilled"
-
-    async def test_creates_one_server_named_by_our_fulfillment(
-        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
-    ) -> None:
-        paid = await paid_order(client, db, settings, shop, {"provisioner": "pterodactyl", "server": SERVER})
-        await as_live(db, paid["id"])
-        panel = FakePanel()
-        async with fake_http(panel) as http:
-            assert await run_batch(dispatcher(db, settings, http)) == 1
-
-        row = await fulfillment_of(db, paid["id"])
-        assert panel.unauthorized == 0
-        assert panel.calls == [
-            ("GET", f"/api/application/servers/external/{row.id}"),
-            ("POST", "/api/application/servers"),
-        ]
-        (body,) = panel.creations
-        assert body["external_id"] == row.id
-        assert {key: body[key] for key in SERVER} == SERVER
-        assert body["name"] == f"Game server {paid['number']}"
-        (server_id,) = panel.servers
-        assert (row.status, row.result_ref) == (FulfillmentStatus.SUCCEEDED, str(server_id))
-        assert (await order(client, shop, paid["id"]))["status"] == "fulfilled"
-
-    async def test_retry_after_a_timeout_finds_the_server_instead_of_making_another(
-        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
-    ) -> None:
-        paid = await paid_order(client, db, settings, shop, {"provisioner": "pterodactyl", "server": SERVER})
-        await as_live(db, paid["id"])
-        panel = FakePanel(timeout_after_create=True)
-        async with fake_http(panel) as http:
-            worker = dispatcher(db, settings, http)
-            assert await run_batch(worker) == 1
-            row = await fulfillment_of(db, paid["id"])
-            assert (row.status, row.attempts) == (FulfillmentStatus.RETRYING, 1)
-            assert row.last_error is not None
-            assert "ReadTimeout" in row.last_error
-            assert len(panel.servers) == 1  # made, though we never heard back
-            assert (await order(client, shop, paid["id"]))["status"] == "paid"
-
-            await make_due(db, row.id)
-            assert await run_batch(worker) == 1
-
-        row = await fulfillment_of(db, paid["id"])
-        assert len(panel.creations) == 1
-        (server,) = panel.servers.values()
-        assert server["external_id"] == row.id
-        assert panel.calls[-1] == ("GET", f"/api/application/servers/external/{row.id}")
-        assert (row.status, row.result_ref, row.attempts) == (
-            FulfillmentStatus.SUCCEEDED,
-            str(server["id"]),
-            2,
-        )
-        assert (await order(client, shop, paid["id"]))["status"] == "fulfilled"
-
-    async def test_incomplete_server_config_fails_without_calling_the_panel(
-        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
-    ) -> None:
-        server = {key: value for key, value in SERVER.items() if key != "egg"}
-        paid = await paid_order(client, db, settings, shop, {"provisioner": "pterodactyl", "server": server})
-        panel = FakePanel()
-        async with fake_http(panel) as http:
-            assert await run_batch(dispatcher(db, settings, http)) == 1
-        row = await fulfillment_of(db, paid["id"])
-        assert panel.calls == []
-        assert row.status is FulfillmentStatus.RETRYING
-        assert row.last_error is not None
-        assert "egg" in row.last_error
 
 
 class TestCircuitBreaker:

@@ -91,6 +91,7 @@ async def tenant_a(db: Database, settings: Settings, client: httpx.AsyncClient) 
             "endpoint_id": endpoint.json()["id"],
             "provider": "stripe",
             "tenant_id": shop.tenant_id,  # the platform API's: no tenant key opens it
+            "code": "mc-small",  # a server template's, the platform API's too
         },
         receipt=paid["receipt_token"],
     )

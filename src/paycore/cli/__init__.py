@@ -14,6 +14,7 @@ from paycore.cli import (
     platform_keys,
     providers,
     server,
+    server_templates,
     tenants,
     users,
 )
@@ -38,6 +39,7 @@ app.add_typer(outbox.app, name="outbox")
 app.add_typer(fulfillments.app, name="fulfillments")
 app.add_typer(providers.app, name="providers")
 app.add_typer(platform_keys.app, name="platform-keys")
+app.add_typer(server_templates.app, name="server-templates")
 
 
 def main() -> None:

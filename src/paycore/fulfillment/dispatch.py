@@ -5,14 +5,20 @@ Claims work as for the outbox (`FOR UPDATE SKIP LOCKED` on PostgreSQL, one `BEGI
 transaction on SQLite, `locked_until` for workers that die). Failures back off exponentially; after
 `PAYCORE_FULFILLMENT_MAX_ATTEMPTS` the fulfillment `needs_attention`: an ops alert and a
 `fulfillment.failed` event go out, and nothing retries it until a person does.
+
+A provisioner that spends the operator's resources is called only once `operator_gate` admits the
+fulfillment (operator template, plan, confirmed payment, quota); a refusal there needs attention at
+once, without a call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select, update
 
@@ -23,6 +29,11 @@ from paycore.config import Settings
 from paycore.customers.models import Customer
 from paycore.db import Database
 from paycore.fulfillment.models import Fulfillment, FulfillmentKind, FulfillmentStatus
+from paycore.fulfillment.operator_gate import (
+    PaymentNotConfirmed,
+    ProvisioningRefused,
+    admit_operator_provisioning,
+)
 from paycore.fulfillment.provisioners.base import (
     Provisioner,
     ProvisionerUnavailable,
@@ -36,6 +47,9 @@ from paycore.orders.models import Order, OrderItem
 from paycore.orders.states import OrderStatus
 from paycore.orders.transitions import lock_order, order_snapshot
 from paycore.outbox.service import alert_ops, emit_merchant_event
+
+if TYPE_CHECKING:
+    from paycore.payments.providers.registry import ProviderRegistry
 
 log = get_logger(__name__)
 
@@ -108,10 +122,13 @@ class FulfillmentDispatcher:
         breakers: Breakers,
         settings: Settings,
         *,
+        providers: ProviderRegistry,
         worker_id: str,
     ) -> None:
+        """`providers` confirm payments before anything is made on the operator's systems."""
         self.database = database
         self.provisioners = provisioners
+        self.providers = providers
         self.breakers = breakers
         self.settings = settings
         self.worker_id = worker_id
@@ -146,10 +163,12 @@ class FulfillmentDispatcher:
                 await mark_fulfilled(session, order, actor=ACTOR, now=now)
         FULFILLMENT_ATTEMPTS.labels(result="succeeded").inc()
 
-    async def _failed(self, fulfillment: Fulfillment, error: str) -> None:
+    async def _failed(self, fulfillment: Fulfillment, error: str, *, give_up: bool = False) -> None:
+        """Back off and retry, or — out of attempts, or `give_up` (a refusal retrying will not
+        change) — needs attention: an ops alert and a `fulfillment.failed` event."""
         now = utcnow()
         attempts = fulfillment.attempts + 1
-        exhausted = attempts >= self.settings.fulfillment_max_attempts
+        exhausted = give_up or attempts >= self.settings.fulfillment_max_attempts
         values: dict[str, object] = {
             "attempts": attempts,
             "last_error": error[:2000],
@@ -173,7 +192,11 @@ class FulfillmentDispatcher:
                     tenant_id=fulfillment.tenant_id,
                     livemode=fulfillment.livemode,
                     code="fulfillment_needs_attention",
-                    message=f"Provisioning for order {order.number} failed {attempts} times: {error[:200]}",
+                    message=(
+                        f"Provisioning for order {order.number} was refused: {error[:200]}"
+                        if give_up
+                        else f"Provisioning for order {order.number} failed {attempts} times: {error[:200]}"
+                    ),
                     subject_key=fulfillment.id,
                     details={"fulfillment": fulfillment.id, "order": order.id},
                 )
@@ -214,6 +237,18 @@ class FulfillmentDispatcher:
         if provisioner is None:
             await self._failed(fulfillment, f"no provisioner named {name!r}")
             return
+        if provisioner.spends_operator_resources:
+            try:
+                spec = await admit_operator_provisioning(
+                    self.database, self.providers, fulfillment, request.config
+                )
+            except ProvisioningRefused as exc:
+                await self._failed(fulfillment, str(exc), give_up=True)
+                return
+            except PaymentNotConfirmed as exc:
+                await self._failed(fulfillment, str(exc))
+                return
+            request = dataclasses.replace(request, operator_spec=spec)
         breaker = self.breakers.get(provisioner.target(request))
         try:
             async with breaker.guard(failures=(ProvisionerUnavailable, TimeoutError)):

@@ -56,6 +56,9 @@ class Fulfillment(Base):
     next_attempt_at: Mapped[datetime | None]
     locked_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Memory (MB) of a server on the operator's panel, counted against the tenant's quota from the
+    # moment the quota admitted it (see fulfillment/operator_gate.py).
+    server_memory_mb: Mapped[int | None]
     completed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()

@@ -34,6 +34,8 @@ def plan_out(plan: Plan) -> PlanOut:
         max_products=plan.max_products,
         max_orders_per_month=plan.max_orders_per_month,
         features=list(plan.features),
+        max_servers=plan.max_servers,
+        max_server_memory_mb=plan.max_server_memory_mb,
         created=plan.created_at,
     )
 
@@ -159,6 +161,8 @@ async def create_plan(body: PlanIn, actor: PlatformDep, session: WriteSessionDep
         max_products=body.max_products,
         max_orders_per_month=body.max_orders_per_month,
         features=body.features,
+        max_servers=body.max_servers,
+        max_server_memory_mb=body.max_server_memory_mb,
         actor=actor,
     )
     return plan_out(plan)

@@ -16,7 +16,21 @@ class PlanIn(StrictInput):
     name: str = Field(min_length=1, max_length=200)
     max_products: int | None = LIMIT_FIELD
     max_orders_per_month: int | None = LIMIT_FIELD
-    features: list[str] = Field(default_factory=list, max_length=50)
+    features: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="`server_template:<code>` lets the plan's tenants sell servers of that template.",
+    )
+    max_servers: int | None = Field(
+        default=None,
+        strict=True,
+        ge=0,
+        le=1_000_000,
+        description="Servers alive on the panel; None: unlimited.",
+    )
+    max_server_memory_mb: int | None = Field(
+        default=None, strict=True, ge=0, le=10**9, description="Their total memory in MB; None: unlimited."
+    )
 
 
 class PlanOut(BaseModel):
@@ -27,6 +41,8 @@ class PlanOut(BaseModel):
     max_products: int | None
     max_orders_per_month: int | None
     features: list[str]
+    max_servers: int | None
+    max_server_memory_mb: int | None
     created: datetime
 
 

@@ -84,6 +84,8 @@ async def create_plan(
     max_orders_per_month: int | None,
     features: list[str],
     actor: Actor,
+    max_servers: int | None = None,
+    max_server_memory_mb: int | None = None,
 ) -> Plan:
     if not _PLAN_CODE.match(code):
         raise ValidationFailed("code must be lower-case letters, digits, - or _.", param="code")
@@ -93,6 +95,8 @@ async def create_plan(
         max_products=max_products,
         max_orders_per_month=max_orders_per_month,
         features=sorted(set(features)),
+        max_servers=max_servers,
+        max_server_memory_mb=max_server_memory_mb,
     )
     try:
         async with session.begin_nested():
@@ -106,7 +110,14 @@ async def create_plan(
         entity_type="plan",
         entity_id=plan.id,
         tenant_id=None,
-        after={"code": code, "max_products": max_products, "max_orders_per_month": max_orders_per_month},
+        after={
+            "code": code,
+            "max_products": max_products,
+            "max_orders_per_month": max_orders_per_month,
+            "features": plan.features,
+            "max_servers": max_servers,
+            "max_server_memory_mb": max_server_memory_mb,
+        },
     )
     return plan
 

@@ -45,6 +45,10 @@ class Plan(Base):
     max_products: Mapped[int | None]
     max_orders_per_month: Mapped[int | None]
     features: Mapped[list[str]] = mapped_column(default=list)
+    # Quotas on the operator's panel (servers alive, their memory in MB) for plans whose features
+    # name server templates (`server_template:<code>`).
+    max_servers: Mapped[int | None]
+    max_server_memory_mb: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -74,6 +74,7 @@ async def assembled_worker(
                     build_provisioners(settings, client, merchant_client),
                     breakers,
                     settings,
+                    providers=registry,
                     worker_id=worker_id,
                 ),
             ],

@@ -4,7 +4,15 @@ after a timeout finds what the first call made instead of making a second one.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
+
+
+class ProvisionerName(StrEnum):
+    """What a product's fulfillment config names in `provisioner` (default: http)."""
+
+    HTTP = "http"  # the merchant's own endpoint
+    PTERODACTYL = "pterodactyl"  # the operator's panel
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +28,9 @@ class ProvisionRequest:
     customer_email: str
     customer_name: str | None
     config: dict[str, Any]
+    # For a provisioner that spends the operator's resources: the spec built from the operator's
+    # template and the product's bounded variables — the only thing such a provisioner sends.
+    operator_spec: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +48,15 @@ class ProvisionerUnavailable(ProvisionFailed):
 
 
 class Provisioner(Protocol):
-    """`provision` must be idempotent on `request.fulfillment_id`."""
+    """`provision` must be idempotent on `request.fulfillment_id`.
+
+    `spends_operator_resources`: the call creates something on the operator's systems (its panel),
+    not the merchant's. The dispatcher then provisions only from an operator template, within the
+    tenant's quota, and only after the provider's API confirmed the payment under the tenant's key.
+    """
 
     name: str
+    spends_operator_resources: bool
 
     def target(self, request: ProvisionRequest) -> str:
         """The name of the circuit breaker this call goes through (one per remote system)."""

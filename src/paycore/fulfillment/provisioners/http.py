@@ -13,6 +13,7 @@ import httpx
 
 from paycore.config import Settings
 from paycore.fulfillment.provisioners.base import (
+    ProvisionerName,
     ProvisionerUnavailable,
     ProvisionFailed,
     ProvisionRequest,
@@ -23,7 +24,8 @@ from paycore.merchant_webhooks.targets import TargetRefused, check_target
 
 
 class HttpProvisioner:
-    name = "http"
+    name: str = ProvisionerName.HTTP
+    spends_operator_resources = False  # the merchant's own endpoint
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
         self._settings = settings

@@ -4,9 +4,11 @@ The server is created with `external_id` = our fulfillment id. Before creating, 
 the server up by that external id (`GET /api/application/servers/external/{id}`): if a first
 attempt created it and then timed out, the retry finds it instead of creating a second server.
 
-The product's fulfillment config carries the creation fields of `POST /api/application/servers`
-under `server`: `user`, `egg`, `docker_image`, `startup`, `environment`, `limits`,
-`feature_limits`, and `allocation` or `deploy` (optional `name`, `description`).
+The panel is the operator's, reached with the operator's key: what it receives is only the spec
+the dispatcher built from an operator-defined server template and the product's bounded variables
+(`request.operator_spec`, see `paycore.server_templates`) — never a tenant's own server config.
+The creation fields are `user`, `egg`, `docker_image`, `startup`, `environment`, `limits`,
+`feature_limits`, and `allocation` or `deploy`; paycore adds `name` and `external_id`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import httpx
 
 from paycore.config import Settings
 from paycore.fulfillment.provisioners.base import (
+    ProvisionerName,
     ProvisionerUnavailable,
     ProvisionFailed,
     ProvisionRequest,
@@ -24,7 +27,7 @@ from paycore.fulfillment.provisioners.base import (
 )
 
 _REQUIRED = ("user", "egg", "docker_image", "startup", "limits", "feature_limits")
-# Only these creation fields pass from a product's config to the operator's panel.
+# Only these creation fields pass to the operator's panel (a second fence behind the template's schema).
 _ALLOWED = frozenset(
     {
         *_REQUIRED,
@@ -41,7 +44,8 @@ _ALLOWED = frozenset(
 
 
 class PterodactylProvisioner:
-    name = "pterodactyl"
+    name: str = ProvisionerName.PTERODACTYL
+    spends_operator_resources = True
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
         self._settings = settings
@@ -65,24 +69,26 @@ class PterodactylProvisioner:
         return f"{self._settings.pterodactyl_url}/api/application{path}"
 
     def creation_body(self, request: ProvisionRequest) -> dict[str, Any]:
-        server = request.config.get("server")
-        if not isinstance(server, dict):
-            raise ProvisionFailed("the product's fulfillment config has no `server` object")
+        server = request.operator_spec
+        if server is None:
+            raise ProvisionFailed(
+                "no server template spec: a server is made only from an operator's template"
+            )
         unknown = sorted(set(server) - _ALLOWED)
         if unknown:
             raise ProvisionFailed(
-                f"the server config has fields the panel must not be sent: {', '.join(unknown)}"
+                f"the server spec has fields the panel must not be sent: {', '.join(unknown)}"
             )
         missing = [field for field in _REQUIRED if field not in server]
         if "allocation" not in server and "deploy" not in server:
             missing.append("allocation or deploy")
         if missing:
-            raise ProvisionFailed(f"the server config lacks {', '.join(missing)}")
+            raise ProvisionFailed(f"the server spec lacks {', '.join(missing)}")
         return {
-            "name": f"{request.product_name} {request.order_number}",
             "environment": {},
             "start_on_completion": True,
             **server,
+            "name": f"{request.product_name} {request.order_number}"[:191],
             "external_id": request.fulfillment_id,
         }
 

@@ -1,0 +1,1 @@
+"""Server templates: what an operator lets tenants sell on its Pterodactyl panel, and within which bounds."""
