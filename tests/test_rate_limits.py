@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from paycore.app import create_app
 from paycore.db import Database
@@ -139,6 +140,29 @@ class TestUnauthenticatedCallers:
             ).status_code
         assert codes == [401, 401, 401, 429, 429]
         assert (genuine, elsewhere) == (200, 401)
+
+    async def test_a_forwarded_for_header_buys_a_new_address_only_from_a_trusted_proxy(
+        self, db: Database
+    ) -> None:
+        app = limited_app(db, rate_limit_storefront="2/minute", trusted_proxies="10.0.0.5")
+        # What uvicorn wraps the app in when PAYCORE_TRUSTED_PROXIES is set (see uvicorn_config).
+        served = ProxyHeadersMiddleware(app, trusted_hosts=app.state.settings.trusted_proxies)
+
+        async def codes_from(peer: str) -> list[int]:
+            transport = httpx.ASGITransport(app=served, client=(peer, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://paycore.test") as http:
+                return [
+                    (
+                        await http.get(
+                            "/v1/tenant",
+                            headers={"Authorization": f"Bearer junk-{n}", "X-Forwarded-For": f"192.0.2.{n}"},
+                        )
+                    ).status_code
+                    for n in range(3)
+                ]
+
+        assert await codes_from("198.51.100.9") == [401, 401, 429]  # not a proxy: its own address
+        assert await codes_from("10.0.0.5") == [401, 401, 401]  # the proxy: each customer's address
 
     async def test_made_up_bearers_do_not_grow_the_counters(self, db: Database) -> None:
         app = limited_app(db, rate_limit_storefront="1000/minute")
