@@ -164,6 +164,16 @@ class TestUnauthenticatedCallers:
         assert await codes_from("198.51.100.9") == [401, 401, 429]  # not a proxy: its own address
         assert await codes_from("10.0.0.5") == [401, 401, 401]  # the proxy: each customer's address
 
+    async def test_ipv6_callers_count_per_64(self, db: Database) -> None:
+        app = limited_app(db, rate_limit_storefront="2/minute")
+        codes = []
+        for suffix in ("1", "2", "3"):  # three addresses of one /64: one bucket
+            async with client_for(app, f"2001:db8:1:2::{suffix}") as http:
+                codes.append((await http.get("/v1/storefront/products")).status_code)
+        async with client_for(app, "2001:db8:1:3::1") as neighbour:  # the next /64
+            codes.append((await neighbour.get("/v1/storefront/products")).status_code)
+        assert codes == [401, 401, 429, 401]
+
     async def test_made_up_bearers_do_not_grow_the_counters(self, db: Database) -> None:
         app = limited_app(db, rate_limit_storefront="1000/minute")
         async with client_for(app) as http:

@@ -11,7 +11,8 @@ set, so a limit holds across processes and hosts (`ratelimit_counters.py`). Clas
   address for everything else (unknown tenant, bad signature): junk spends only its sender's budget,
   never a tenant's. A provider's retries after an outage come in a burst, so the rate is generous.
 Health, readiness, metrics and the API docs are not limited. The client address is the socket's
-peer, or `X-Forwarded-For` from `PAYCORE_TRUSTED_PROXIES` (uvicorn rewrites it before us).
+peer, or `X-Forwarded-For` from `PAYCORE_TRUSTED_PROXIES` (uvicorn rewrites it before us); IPv6
+addresses count per /64.
 
 If the counters fail (Redis down) the request goes through and the failure is logged and
 counted: a rate limit protects paycore; it must not become the outage.
@@ -19,6 +20,7 @@ counted: a rate limit protects paycore; it must not become the outage.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -118,8 +120,20 @@ class RateLimiter:
 
 
 def _client_address(scope: Scope) -> str:
+    """The caller's address as a bucket key. IPv6 counts per /64: one host or home is handed a
+    whole /64, and one address per request from it must not buy one bucket per request."""
     client = scope.get("client")
-    return str(client[0]) if client else "unknown"
+    if not client:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(client[0])
+    except ValueError:
+        return str(client[0])  # not an IP (a unix socket, a test transport): as given
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)  # ::ffff:192.0.2.1 is 192.0.2.1
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def _webhook_buckets(scope: Scope) -> tuple[Bucket, Bucket]:
