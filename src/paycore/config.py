@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     rate_limit_storefront: str = "300/minute"
     rate_limit_merchant_api: str = "1200/minute"
     rate_limit_webhooks: str = "6000/minute"
+    # Counters one process keeps in memory (without Redis); past it the oldest are dropped.
+    rate_limit_memory_max_keys: int = Field(default=100_000, ge=100, le=10_000_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=100 * 1_048_576)
     # On SIGTERM, keep serving this long with /ready answering 503, so load balancers stop
     # sending requests before the server stops accepting them.

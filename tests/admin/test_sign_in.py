@@ -22,6 +22,8 @@ from paycore.tenancy.models import Tenant
 from tests.conftest import make_settings
 from tests.flows.helpers import Shop, open_shop
 
+FIXED_TIME = 1_800_000_000.0
+
 PASSWORD = "correct horse battery staple 42"
 ACTOR = Actor(name="test:admin")
 
@@ -149,6 +151,7 @@ class TestSignInRateLimit:
             rate_limit_signin="4/minute",
         )
         app = create_app(settings, database=db)
+        app.state.rate_limiter.clock = lambda: FIXED_TIME  # no window boundary to straddle
         transport = httpx.ASGITransport(app=app, client=("198.51.100.9", 1234))
         async with httpx.AsyncClient(transport=transport, base_url="http://paycore.test") as http:
             first = await sign_in(http, shop.slug, email, "wrong wrong wrong")  # a GET and a POST
@@ -170,6 +173,7 @@ class TestSignInRateLimitPerAccount:
             rate_limit_signin="3/minute",
         )
         app = create_app(settings, database=db)
+        app.state.rate_limiter.clock = lambda: FIXED_TIME  # no window boundary to straddle
         codes = []
         for n in range(4):  # each from its own address: only the per-account limit can stop them
             transport = httpx.ASGITransport(app=app, client=(f"198.51.100.{n + 1}", 1234))

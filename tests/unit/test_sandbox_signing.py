@@ -61,3 +61,25 @@ def test_arbitrary_headers_never_crash(header: str) -> None:
     else:
         assert timestamp >= 0
         assert signatures
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"t={NOW}," + ",".join(["v1=" + "0" * 64] * 9),
+        f"t={NOW},t={NOW},v1={'0' * 64}",
+        f"t={NOW},v1={'0' * 64}," + "x" * 1024,
+    ],
+)
+def test_hostile_header_shapes_are_refused_before_any_hmac(
+    header: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 11, finding 6: the webhook route is anonymous; the header's shape is bounded first.
+    import paycore.sandbox.signing as signing
+
+    computed: list[int] = []
+    monkeypatch.setattr(signing, "compute_signature", lambda *args: computed.append(1) or "")
+    with pytest.raises(SignatureError) as refused:
+        verify([SECRET], header, BODY, now=NOW)
+    assert refused.value.reason == "malformed_header"
+    assert computed == []

@@ -13,6 +13,7 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from paycore.auth.context import TenantContext
 from paycore.auth.dependencies import CONTEXT_SCOPE_KEY, authenticate_headers
 from paycore.db import Database
 from paycore.errors import AuthenticationFailed, PaycoreError
@@ -66,17 +67,19 @@ class IdempotencyMiddleware:
             await send_error(send, exc)
             return
         database: Database = scope["app"].state.database
-        try:
-            context = await authenticate_headers(
-                database,
-                authorization=headers.get("authorization"),
-                ip=(scope.get("client") or (None,))[0],
-                user_agent=headers.get("user-agent"),
-            )
-        except AuthenticationFailed:
-            await self.app(scope, receive, send)  # the route answers 401, nothing is saved
-            return
-        scope[CONTEXT_SCOPE_KEY] = context
+        context = scope.get(CONTEXT_SCOPE_KEY)  # the rate limiter may have authenticated already
+        if not isinstance(context, TenantContext):
+            try:
+                context = await authenticate_headers(
+                    database,
+                    authorization=headers.get("authorization"),
+                    ip=(scope.get("client") or (None,))[0],
+                    user_agent=headers.get("user-agent"),
+                )
+            except AuthenticationFailed:
+                await self.app(scope, receive, send)  # the route answers 401, nothing is saved
+                return
+            scope[CONTEXT_SCOPE_KEY] = context
 
         body = await _read_body(receive)
         ref = KeyRef(tenant_id=context.tenant_id, livemode=context.livemode, key=key)

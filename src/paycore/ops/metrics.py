@@ -56,6 +56,10 @@ RATE_LIMITED = Counter(
     "Requests refused with 429 by the rate limiter, by limit class.",
     ["limit_class"],
 )
+RATE_LIMIT_EVICTIONS = Counter(
+    "paycore_rate_limit_evictions_total",
+    "Rate-limit counters dropped from process memory to stay under PAYCORE_RATE_LIMIT_MEMORY_MAX_KEYS.",
+)
 RATE_LIMITER_ERRORS = Counter(
     "paycore_rate_limiter_errors_total",
     "Times the rate limiter's storage failed and a request went through unchecked.",

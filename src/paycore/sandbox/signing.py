@@ -2,7 +2,8 @@
 
 Shaped like Stripe's scheme, but stricter: a timestamp too far in the future is refused as well
 as one too old (Stripe's SDK accepts future ones), and several `v1` values are accepted so a
-secret can be rotated.
+secret can be rotated. The route is anonymous, so the header is bounded before any HMAC is made
+(length, one `t`, at most `MAX_SIGNATURES` `v1`), and the body's HMAC is computed once per secret.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import hmac
 
 SIGNATURE_HEADER = "Paycore-Sandbox-Signature"
 TOLERANCE_SECONDS = 300
+MAX_HEADER_LENGTH = 1024
+MAX_SIGNATURES = 8
 
 
 class SignatureError(ValueError):
@@ -31,6 +34,8 @@ def sign(secret: bytes, timestamp: int, body: bytes) -> str:
 
 
 def parse_header(header: str) -> tuple[int, list[str]]:
+    if len(header) > MAX_HEADER_LENGTH:
+        raise SignatureError("malformed_header", "the header is too long")
     timestamp: int | None = None
     signatures: list[str] = []
     for element in header.split(","):
@@ -38,11 +43,15 @@ def parse_header(header: str) -> tuple[int, list[str]]:
         if not separator:
             continue
         if key == "t":
+            if timestamp is not None:
+                raise SignatureError("malformed_header", "the header has two timestamps")
             # isascii: str.isdigit() also accepts digits like "²" that int() refuses.
             if not (value.isascii() and value.isdigit()) or len(value) > 12:
                 raise SignatureError("malformed_header", "the timestamp is not a number")
             timestamp = int(value)
         elif key == "v1" and value:
+            if len(signatures) == MAX_SIGNATURES:
+                raise SignatureError("malformed_header", "the header has too many v1 signatures")
             signatures.append(value)
     if timestamp is None:
         raise SignatureError("malformed_header", "the header has no timestamp")

@@ -54,6 +54,9 @@ class FakeRazorpay:
     fail_next: list[int] = field(default_factory=list)
     # Create the next refund, then answer 504 as if the response was lost on the way.
     lose_next_refund_response: bool = False
+    # Each event Razorpay creates has its own `created_at`; two events made in the same second
+    # would otherwise have the same signed body, which paycore rightly takes for one event.
+    last_event_at: int = 0
     app: FastAPI = field(init=False)
 
     def __post_init__(self) -> None:
@@ -123,6 +126,7 @@ class FakeRazorpay:
             payload["refund"] = {"entity": dict(refund)}
         if event == "order.paid" and payment is not None:
             payload["order"] = {"entity": dict(self.orders[payment["order_id"]])}
+        self.last_event_at = max(int(time.time()), self.last_event_at + 1)
         body = json.dumps(
             {
                 "entity": "event",
@@ -130,7 +134,7 @@ class FakeRazorpay:
                 "event": event,
                 "contains": list(payload),
                 "payload": payload,
-                "created_at": int(time.time()),
+                "created_at": self.last_event_at,
             },
             separators=(",", ":"),
         ).encode()

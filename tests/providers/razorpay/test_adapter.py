@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 
@@ -264,14 +265,21 @@ class TestRefund:
 
 
 class TestVerifyWebhook:
-    async def test_verified_payload_carries_the_event_id(
+    async def test_the_event_id_is_the_signed_body_hash_not_the_unsigned_header(
         self, adapter: RazorpayProvider, fake: FakeRazorpay
     ) -> None:
+        # Was: the x-razorpay-event-id header became the inbox id. The signature does not cover
+        # it, so a replay under a new header was a new event (issue 11, finding 12).
         body, headers = fake.webhook("payment.captured", secret=WEBHOOK_SECRET, event_id="evt_Header01")
         verified = await adapter.verify_webhook(ACCOUNT, headers, body, NOW)
+        replayed = await adapter.verify_webhook(
+            ACCOUNT, {**headers, "x-razorpay-event-id": "evt_Invented2"}, body, NOW
+        )
         assert verified.livemode is False
-        assert verified.payload["paycore_event_id"] == "evt_Header01"
-        assert adapter.to_neutral(verified.payload, livemode=False).provider_event_id == "evt_Header01"
+        expected = "sha256:" + hashlib.sha256(body).hexdigest()
+        assert verified.payload["paycore_event_id"] == expected
+        assert replayed.payload["paycore_event_id"] == expected
+        assert adapter.to_neutral(verified.payload, livemode=False).provider_event_id == expected
 
     async def test_mode_is_the_one_whose_secret_verified(
         self, adapter: RazorpayProvider, fake: FakeRazorpay, credentials: StaticCredentials
@@ -294,7 +302,6 @@ class TestVerifyWebhook:
         cases = {
             "signature_missing": (body, {k: v for k, v in headers.items() if k != "X-Razorpay-Signature"}),
             "signature_mismatch": (body + b" ", headers),
-            "malformed_event_id": (body, {**headers, "x-razorpay-event-id": "x" * 101}),
         }
         for reason, (sent, sent_headers) in cases.items():
             with pytest.raises(WebhookRejected) as rejected:

@@ -116,6 +116,25 @@ class TestWebhooks:
         assert await rzp.status(bought) == PAID
         assert await rzp.outbox_count("order.paid") == 1
 
+    async def test_a_signed_body_replayed_under_another_event_id_is_a_duplicate(self, rzp: Harness) -> None:
+        # The probe of issue 11, finding 12: x-razorpay-event-id is not signed, so the same signed
+        # body sent again under an invented id must not become a second event.
+        bought = await rzp.buy()
+        payment = rzp.fake.pay(bought.razorpay_order_id)
+        body, headers = rzp.fake.webhook(
+            "payment.captured", secret=WEBHOOK_SECRET, event_id="evt_First01", payment=payment
+        )
+        url = f"/webhooks/razorpay/{rzp.shop.slug}"
+        first = await rzp.http.post(url, content=body, headers=headers)
+        replayed = await rzp.http.post(
+            url, content=body, headers={**headers, "x-razorpay-event-id": "evt_Other02"}
+        )
+        assert first.json()["duplicate"] is False
+        assert replayed.json() == {"received": True, "duplicate": True}
+        assert await rzp.stored_events() == 1
+        assert await rzp.status(bought) == PAID
+        assert await rzp.outbox_count("order.paid") == 1
+
     async def test_a_webhook_that_outran_nothing_pays_alone(self, rzp: Harness) -> None:
         bought = await rzp.buy()
         payment = rzp.fake.pay(bought.razorpay_order_id)

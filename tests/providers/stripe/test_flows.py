@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.db import Database
+from paycore.payments.providers import stripe_signing
 from paycore.payments.providers.registry import ProviderRegistry
 from paycore.payments.reconcile import reconcile_open_payments
 from tests.flows.helpers import order
@@ -260,3 +262,26 @@ class TestRefunds:
             500,
             1,
         )
+
+
+class TestSignatureAmplification:
+    async def test_the_probe_of_2000_empty_v1_is_refused_without_an_hmac(
+        self, db: Database, paycore: Api, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Issue 11, finding 6: anonymous, an 8 KB header of empty `v1=` over a large body made
+        # one HMAC of the body per entry.
+        client, _ = paycore
+        shop = await stripe_shop(db, client)
+        computed: list[int] = []
+        real = stripe_signing.signature
+        monkeypatch.setattr(stripe_signing, "signature", lambda *args: computed.append(1) or real(*args))
+        header = f"t={int(utcnow().timestamp())}," + ",".join(["v1="] * 2000)
+        response = await client.post(
+            f"/webhooks/stripe/{shop.slug}",
+            content=b'{"id":"evt_1","object":"event"' + b" " * 500_000 + b"}",
+            headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "webhook_signature_invalid"
+        assert computed == []
+        assert await inbox_size(db, shop) == 0

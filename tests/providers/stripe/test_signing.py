@@ -7,6 +7,7 @@ import json
 import pytest
 import stripe
 
+from paycore.payments.providers import stripe_signing
 from paycore.payments.providers.stripe_signing import SignatureError, signature_header, verify
 
 SECRET = "whsec_test_secret"
@@ -144,3 +145,51 @@ class TestRotation:
 
     def test_no_secret_verifies_nothing(self) -> None:
         assert reason([], signature_header(SECRET, NOW, VECTOR_BODY)) == "bad_signature"
+
+
+class HmacCounter:
+    """Counts the HMACs over the body that `verify` makes, through the module's `signature`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real = stripe_signing.signature
+
+        def counted(secret: str, timestamp: int, body: bytes) -> str:
+            self.calls += 1
+            return real(secret, timestamp, body)
+
+        monkeypatch.setattr(stripe_signing, "signature", counted)
+
+
+class TestBoundedWork:
+    """Issue 11, finding 6: an anonymous header must not buy an HMAC per `v1` entry."""
+
+    def test_one_hmac_per_secret_however_many_v1(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        right = signature_header(SECRET, NOW, VECTOR_BODY)
+        header = f"t={NOW}," + ",".join(["v1=" + "0" * 64] * 7) + "," + right.split(",")[1]
+        counter = HmacCounter(monkeypatch)
+        assert reason(["whsec_other_secret", SECRET], header) is None
+        assert counter.calls == 2
+
+    @pytest.mark.parametrize(
+        ("shape", "header"),
+        [
+            ("2000 empty v1 in 8 KB", f"t={NOW}," + ",".join(["v1="] * 2000)),
+            ("nine v1", f"t={NOW}," + ",".join([f"v1={VECTOR_V1}"] * 9)),
+            ("two timestamps", f"t={NOW},t={NOW + 1},v1={VECTOR_V1}"),
+            ("too long", f"t={NOW},v1={VECTOR_V1}," + "x" * 1024),
+        ],
+    )
+    def test_hostile_header_shapes_are_refused_before_any_hmac(
+        self, monkeypatch: pytest.MonkeyPatch, shape: str, header: str
+    ) -> None:
+        counter = HmacCounter(monkeypatch)
+        assert reason([SECRET, "whsec_other_secret"], header) == "malformed_signature", shape
+        assert counter.calls == 0
+
+    def test_the_sdk_accepts_what_the_caps_allow(self) -> None:
+        # Stripe sends one v1 per active secret; a rolled secret and a v0 fit easily.
+        old = signature_header("whsec_old_secret", NOW, VECTOR_BODY)
+        header = old + f",v1={VECTOR_V1},v0={'0' * 64}"
+        assert reason([SECRET], header) is None
+        assert sdk_accepts(VECTOR_BODY, header, SECRET, now=NOW)

@@ -25,7 +25,6 @@ Decisions (see docs/providers/razorpay.md):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -71,8 +70,6 @@ from paycore.payments.providers.razorpay_events import ATTEMPT_NOTE, EVENT_ID_KE
 from paycore.payments.providers.razorpay_signing import payment_signature_matches, webhook_signature_matches
 
 SIGNATURE_HEADER = "x-razorpay-signature"
-EVENT_ID_HEADER = "x-razorpay-event-id"
-_EVENT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 _REFUND_STATES = {
     "processed": RefundState.SUCCEEDED,
     "pending": RefundState.PENDING,
@@ -144,15 +141,10 @@ class RazorpayProvider:
 
         verified = await verify_in_either_mode(self._credentials, account, self.name, verify)
         payload = _event_payload(body)
-        event_id = _header(headers, EVENT_ID_HEADER)
-        if event_id is None:
-            # Signed and genuine, just without the header: dedupe on the body rather than refuse
-            # (refusals make Razorpay retry, then disable the webhook).
-            payload[EVENT_ID_KEY] = razorpay_events.fallback_event_id(body)
-        elif _EVENT_ID.fullmatch(event_id):
-            payload[EVENT_ID_KEY] = event_id
-        else:
-            raise WebhookRejected("malformed_event_id", "the x-razorpay-event-id header is not an event id")
+        # The inbox id is derived from what the signature covers. Razorpay's `x-razorpay-event-id`
+        # header is not signed: deduping on it let one signed body be stored (and applied) once
+        # per invented header. Razorpay resends an event's exact body, so its hash names it.
+        payload[EVENT_ID_KEY] = razorpay_events.signed_body_event_id(body)
         return VerifiedWebhook(payload=payload, livemode=verified.livemode)
 
     def to_neutral(self, payload: dict[str, Any], *, livemode: bool) -> NeutralEvent:

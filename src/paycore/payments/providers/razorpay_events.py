@@ -2,8 +2,8 @@
 
 Envelope: `{"entity": "event", "event": "payment.captured", "payload": {"payment": {"entity": …},
 "order": {"entity": …}, "refund": {"entity": …}}, …}`. Razorpay's event id is not in the body but in
-the `x-razorpay-event-id` header; `verify_webhook` copies it into the stored payload under
-`EVENT_ID_KEY`, which is where `to_neutral` (which sees only the payload) reads it back.
+the `x-razorpay-event-id` header, which the signature does not cover; so `verify_webhook` stores the
+hash of the signed body under `EVENT_ID_KEY`, where `to_neutral` (which sees only the payload) reads it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from paycore.money import Money, MoneyError
 from paycore.payments.providers.base import NeutralEvent, NeutralKind
 
-# Reserved payload key holding the header's event id (or the body-hash fallback). Razorpay's own
+# Reserved payload key holding the signed body's hash, the inbox id. Razorpay's own
 # envelope has no such key; should it ever send one, ours overwrites it.
 EVENT_ID_KEY = "paycore_event_id"
 # The notes paycore writes on what it creates, read back to name our attempt or refund.
@@ -39,9 +39,10 @@ _REFUND_KINDS = {
 _REASON_LENGTH = 300
 
 
-def fallback_event_id(body: bytes) -> str:
-    """For a verified webhook that came without `x-razorpay-event-id`: Razorpay resends the same
-    body, so its hash dedupes retries; applying is idempotent should two bodies ever differ."""
+def signed_body_event_id(body: bytes) -> str:
+    """The inbox id of a verified webhook: the SHA-256 of the signed body. Razorpay resends an
+    event's same body, so retries are duplicates; applying is idempotent should two bodies of one
+    event ever differ."""
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
