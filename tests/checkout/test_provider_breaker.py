@@ -102,9 +102,7 @@ async def storefront(db: Database, settings: Settings) -> AsyncIterator[Storefro
     breakers = Breakers(failure_threshold=THRESHOLD, reset_seconds=60)
     app = create_app(settings, database=db)
     app.state.breakers = breakers
-    app.state.providers = ProviderRegistry(
-        {provider.name: GuardedProvider(provider, breakers.get(f"provider:{provider.name}"))}
-    )
+    app.state.providers = ProviderRegistry({provider.name: GuardedProvider(provider, breakers)})
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=settings.public_url
     ) as http:
@@ -122,7 +120,8 @@ async def attempt_checkout(front: Storefront, shop: Shop, product_id: str) -> ht
 
 
 def rejections() -> float:
-    return REGISTRY.get_sample_value("paycore_circuit_rejections_total", {"target": BREAKER}) or 0.0
+    labels = {"target": BREAKER, "scope": "shared"}
+    return REGISTRY.get_sample_value("paycore_circuit_rejections_total", labels) or 0.0
 
 
 class TestProviderDown:
@@ -136,7 +135,11 @@ class TestProviderDown:
             assert response.status_code == 503
             assert response.json()["error"]["code"] == "provider_unavailable"
             assert storefront.provider.create_calls == expected_calls
-        assert storefront.breakers.states() == {BREAKER: "open"}
+        # The provider failing (not one account) opens the shared breaker, and the tenant's own.
+        assert storefront.breakers.states_for(shop.tenant_id, livemode=False) == {
+            "shared": {BREAKER: "open"},
+            "tenant": {BREAKER: "open"},
+        }
 
         refused_before = rejections()
         response = await attempt_checkout(storefront, shop, product["id"])
@@ -164,7 +167,7 @@ class TestProviderDown:
 
         before = await storefront.client.get("/ops/summary", headers=ops)
         assert before.status_code == 200, before.text
-        assert before.json()["circuit_breakers"] == {BREAKER: "closed"}
+        assert before.json()["circuit_breakers"] == {"shared": {BREAKER: "closed"}, "tenant": {}}
 
         product = await create_product(storefront.client, shop, stock=10)
         for _ in range(THRESHOLD):
@@ -173,5 +176,5 @@ class TestProviderDown:
         summary = await storefront.client.get("/ops/summary", headers=ops)
         assert summary.status_code == 200, summary.text
         body = summary.json()
-        assert body["circuit_breakers"] == {BREAKER: "open"}
+        assert body["circuit_breakers"] == {"shared": {BREAKER: "open"}, "tenant": {BREAKER: "open"}}
         assert body["orders_by_status"] == {"pending_payment": THRESHOLD}

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from paycore.audit.service import Actor
-from paycore.circuit import Breakers
+from paycore.circuit import BreakerKey, Breakers
 from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.db import Database
@@ -171,6 +171,13 @@ class FakePanel:
 
 def fake_http(handler: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+def http_breaker(shop: Shop) -> BreakerKey:
+    """The shop's own breaker for its HTTP provisioner's host (test mode)."""
+    return BreakerKey.of_tenant(
+        "provisioner:http", shop.tenant_id, livemode=False, remote="provision.example"
+    )
 
 
 def dispatcher(
@@ -501,7 +508,7 @@ class TestCircuitBreaker:
         assert settings.provisioner_secret is not None
         endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value())
         breakers = Breakers(failure_threshold=1, reset_seconds=60)
-        breakers.get(HTTP_TARGET).record_failure()  # the provisioner's host is known to be down
+        breakers.get(http_breaker(shop)).record_failure()  # the provisioner's host is known to be down
         async with fake_http(endpoint) as http:
             worker = dispatcher(db, settings, http, breakers)
             for _ in range(MAX_ATTEMPTS + 1):  # more postponements than attempts allowed
@@ -533,7 +540,10 @@ class TestCircuitBreaker:
             assert await run_batch(dispatcher(db, settings, http, breakers)) == 2
 
         assert len(endpoint.payloads) == 1  # the second row never reached the failing host
-        assert breakers.states() == {HTTP_TARGET: "open"}
+        assert breakers.states_for(shop.tenant_id, livemode=False) == {
+            "shared": {},
+            "tenant": {HTTP_TARGET: "open"},
+        }
         rows = await fulfillments_of(db, first["id"]) + await fulfillments_of(db, second["id"])
         assert sorted((row.status.value, row.attempts) for row in rows) == [("pending", 0), ("retrying", 1)]
 
@@ -548,7 +558,8 @@ class TestCircuitBreaker:
             assert await run_batch(dispatcher(db, settings, http, breakers)) == 1
         row = await fulfillment_of(db, paid["id"])
         assert (row.status, row.attempts) == (FulfillmentStatus.RETRYING, 1)
-        assert breakers.states() == {HTTP_TARGET: "closed"}  # a 4xx says nothing about the host's health
+        # a 4xx says nothing about the host's health
+        assert breakers.states_for(shop.tenant_id, livemode=False)["tenant"] == {HTTP_TARGET: "closed"}
 
 
 class TestRefundStopsProvisioning:

@@ -69,11 +69,12 @@ class TestTimeoutsCountAgainstTheBreaker:
     async def test_timeouts_open_the_circuit(self) -> None:
         inner = Hanging()
         breakers = Breakers(failure_threshold=2, reset_seconds=60)
-        guarded = GuardedProvider(inner, breakers.get("provider:hanging"), timeout_seconds=0.05)
+        guarded = GuardedProvider(inner, breakers, timeout_seconds=0.05)
         for _ in range(2):
             with pytest.raises(TimeoutError):
                 await guarded.create_payment(REQUEST)
-        assert breakers.get("provider:hanging").state is CircuitState.OPEN
+        # A time-out is the provider's trouble: the shared breaker opens, not only the tenant's.
+        assert breakers.shared("provider:hanging").state is CircuitState.OPEN
         with pytest.raises(ProviderUnavailable, match="open"):
             await guarded.create_payment(REQUEST)
         assert inner.calls == 2  # the open circuit did not call the provider again

@@ -8,7 +8,7 @@ from itertools import count
 import pytest
 from prometheus_client import REGISTRY
 
-from paycore.circuit import Breakers, CircuitBreaker, CircuitOpen, CircuitState
+from paycore.circuit import BreakerKey, Breakers, CircuitBreaker, CircuitOpen, CircuitState
 
 _targets = count()
 
@@ -37,7 +37,10 @@ def make_breaker(
     clock: FakeClock, *, threshold: int = 3, reset: float = 30.0, target: str | None = None
 ) -> CircuitBreaker:
     return CircuitBreaker(
-        target or unique_target(), failure_threshold=threshold, reset_seconds=reset, clock=clock
+        BreakerKey.shared(target or unique_target()),
+        failure_threshold=threshold,
+        reset_seconds=reset,
+        clock=clock,
     )
 
 
@@ -56,8 +59,9 @@ def gauge(target: str) -> float | None:
     return REGISTRY.get_sample_value("paycore_circuit_state", {"target": target})
 
 
-def rejections(target: str) -> float:
-    return REGISTRY.get_sample_value("paycore_circuit_rejections_total", {"target": target}) or 0.0
+def rejections(target: str, scope: str = "shared") -> float:
+    labels = {"target": target, "scope": scope}
+    return REGISTRY.get_sample_value("paycore_circuit_rejections_total", labels) or 0.0
 
 
 @pytest.fixture
@@ -262,19 +266,118 @@ class TestMetrics:
 
 
 class TestBreakers:
-    async def test_one_breaker_per_target_with_the_deployment_settings(self) -> None:
+    async def test_one_shared_breaker_per_target_with_the_deployment_settings(self) -> None:
         breakers = Breakers(failure_threshold=4, reset_seconds=12.5)
         first, second = unique_target(), unique_target()
-        breaker = breakers.get(first)
-        assert breakers.get(first) is breaker
-        assert breakers.get(second) is not breaker
+        breaker = breakers.shared(first)
+        assert breakers.shared(first) is breaker
+        assert breakers.get(BreakerKey.shared(first)) is breaker
+        assert breakers.shared(second) is not breaker
         assert (breaker.target, breaker.failure_threshold, breaker.reset_seconds) == (first, 4, 12.5)
 
-    async def test_states_reports_every_breaker(self) -> None:
+    async def test_each_tenant_and_mode_has_its_own_breaker(self) -> None:
         breakers = Breakers(failure_threshold=1, reset_seconds=60)
-        assert breakers.states() == {}
-        healthy, broken = "provider:healthy-" + unique_target(), "provider:broken-" + unique_target()
-        breakers.get(healthy)
-        await fail_through(breakers.get(broken))
-        assert breakers.states() == {healthy: "closed", broken: "open"}
-        assert list(breakers.states()) == sorted([healthy, broken])
+        target = unique_target()
+        a_test = breakers.get(BreakerKey.of_tenant(target, "ten_a", livemode=False))
+        assert breakers.get(BreakerKey.of_tenant(target, "ten_a", livemode=False)) is a_test
+        others = {
+            breakers.get(BreakerKey.of_tenant(target, "ten_a", livemode=True)),
+            breakers.get(BreakerKey.of_tenant(target, "ten_b", livemode=False)),
+            breakers.shared(target),
+        }
+        assert a_test not in others
+        await fail_through(a_test)
+        assert a_test.state is CircuitState.OPEN
+        assert {breaker.state for breaker in others} == {CircuitState.CLOSED}
+
+    async def test_states_for_a_tenant_show_the_shared_breakers_and_its_own_only(self) -> None:
+        breakers = Breakers(failure_threshold=1, reset_seconds=60)
+        shared = "provider:shared-" + unique_target()
+        breakers.shared(shared)
+        mine = BreakerKey.of_tenant("provisioner:http", "ten_a", livemode=False, remote="a.example")
+        theirs = BreakerKey.of_tenant("provisioner:http", "ten_b", livemode=False, remote="b.example")
+        my_live = BreakerKey.of_tenant("provisioner:http", "ten_a", livemode=True, remote="live.example")
+        await fail_through(breakers.get(mine))
+        await fail_through(breakers.get(theirs))
+        breakers.get(my_live)
+        assert breakers.states_for("ten_a", livemode=False) == {
+            "shared": {shared: "closed"},
+            "tenant": {"provisioner:http:a.example": "open"},
+        }
+        assert breakers.states_for("ten_a", livemode=True)["tenant"] == {
+            "provisioner:http:live.example": "closed"
+        }
+
+
+class TestTenantOnlyFailures:
+    async def test_count_against_the_tenants_breaker_and_not_the_shared_one(self) -> None:
+        class Throttled(Flaky):
+            """One account's trouble, not the target's."""
+
+        breakers = Breakers(failure_threshold=2, reset_seconds=60)
+        target = unique_target()
+        keys = (BreakerKey.shared(target), BreakerKey.of_tenant(target, "ten_a", livemode=False))
+        for _ in range(3):
+            with pytest.raises((Throttled, CircuitOpen)):
+                async with breakers.guard(keys, (Flaky,), tenant_only=(Throttled,)):
+                    raise Throttled("429")
+        assert breakers.shared(target).state is CircuitState.CLOSED
+        assert breakers.get(keys[1]).state is CircuitState.OPEN
+        assert rejections(target, "tenant") == 1  # the third call never left
+
+        async with breakers.guard((keys[0], BreakerKey.of_tenant(target, "ten_b", livemode=False)), (Flaky,)):
+            pass  # another tenant goes through
+
+        for _ in range(2):
+            with pytest.raises(Flaky):
+                async with breakers.guard(
+                    (keys[0], BreakerKey.of_tenant(target, "ten_b", livemode=False)), (Flaky,)
+                ):
+                    raise Flaky("502")
+        assert breakers.shared(target).state is CircuitState.OPEN  # the target's own failures do
+
+    async def test_a_refusal_by_the_inner_breaker_frees_the_outer_probe(self, clock: FakeClock) -> None:
+        breakers = Breakers(failure_threshold=1, reset_seconds=30, clock=clock)
+        target = unique_target()
+        shared, tenant = BreakerKey.shared(target), BreakerKey.of_tenant(target, "ten_a", livemode=False)
+        await fail_through(breakers.shared(target))
+        await fail_through(breakers.get(tenant))
+        clock.advance(30)
+        breakers.get(tenant).before_call()  # someone else is probing the tenant's breaker
+        with pytest.raises(CircuitOpen):
+            async with breakers.guard((shared, tenant), (Flaky,)):
+                pass
+        assert breakers.shared(target).state is CircuitState.HALF_OPEN
+        async with breakers.guard((shared, BreakerKey.of_tenant(target, "ten_b", livemode=False)), (Flaky,)):
+            pass  # the shared probe slot was given back: another tenant's call probes and closes it
+        assert breakers.shared(target).state is CircuitState.CLOSED
+
+
+def open_breakers(target: str, scope: str) -> float:
+    labels = {"target": target, "scope": scope}
+    return REGISTRY.get_sample_value("paycore_circuit_open_breakers", labels) or 0.0
+
+
+class TestBoundedRegistry:
+    async def test_least_recently_used_tenant_breakers_are_dropped(self) -> None:
+        breakers = Breakers(failure_threshold=1, reset_seconds=60, max_tenant_breakers=3)
+        target = unique_target()
+        keys = [BreakerKey.of_tenant(target, f"ten_{n}", livemode=False) for n in range(10)]
+        await fail_through(breakers.get(keys[0]))
+        assert open_breakers(target, "tenant") == 1
+        for key in keys[1:]:
+            breakers.get(key)
+        assert breakers.tenant_breaker_count == 3
+        assert open_breakers(target, "tenant") == 0  # the dropped open one is no longer counted
+        assert breakers.get(keys[0]).state is CircuitState.CLOSED  # starts again, for its tenant only
+
+    async def test_a_used_breaker_is_kept_over_idle_ones(self) -> None:
+        breakers = Breakers(failure_threshold=1, reset_seconds=60, max_tenant_breakers=2)
+        target = unique_target()
+        busy, idle, new = (BreakerKey.of_tenant(target, name, livemode=False) for name in ("a", "b", "c"))
+        await fail_through(breakers.get(busy))
+        breakers.get(idle)
+        breakers.get(busy)  # used again: now the most recent
+        breakers.get(new)
+        assert breakers.get(busy).state is CircuitState.OPEN
+        assert breakers.states_for("b", livemode=False)["tenant"] == {}

@@ -214,9 +214,10 @@ class FulfillmentDispatcher:
         if provisioner is None:
             await self._failed(fulfillment, f"no provisioner named {name!r}")
             return
-        breaker = self.breakers.get(provisioner.target(request))
         try:
-            async with breaker.guard(failures=(ProvisionerUnavailable, TimeoutError)):
+            async with self.breakers.guard(
+                provisioner.breaker_keys(request), (ProvisionerUnavailable, TimeoutError)
+            ):
                 result = await asyncio.wait_for(
                     provisioner.provision(request), timeout=self.settings.provider_timeout_seconds * 3
                 )

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from paycore.circuit import BreakerKey
+
 
 @dataclass(frozen=True, slots=True)
 class ProvisionRequest:
@@ -33,7 +35,7 @@ class ProvisionFailed(Exception):
 
 class ProvisionerUnavailable(ProvisionFailed):
     """The remote system could not be reached or failed (transport error, 5xx): these, and only
-    these, count against its circuit breaker — one tenant's bad config must not stop everyone's."""
+    these, count against its circuit breakers — one tenant's bad config must not stop everyone's."""
 
 
 class Provisioner(Protocol):
@@ -41,8 +43,10 @@ class Provisioner(Protocol):
 
     name: str
 
-    def target(self, request: ProvisionRequest) -> str:
-        """The name of the circuit breaker this call goes through (one per remote system)."""
+    def breaker_keys(self, request: ProvisionRequest) -> tuple[BreakerKey, ...]:
+        """The circuit breakers this call goes through, outermost first: a shared one only for a
+        remote system the operator runs, and always the requesting tenant's own, so a remote one
+        tenant chose (and broke) can never refuse another tenant's provisioning."""
         ...
 
     async def provision(self, request: ProvisionRequest) -> ProvisionResult: ...
