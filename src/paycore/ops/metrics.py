@@ -23,6 +23,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Unmatched paths share one label, so a scanner cannot blow up the series count.
 UNMATCHED_ROUTE = "<unmatched>"
+# Likewise methods outside the standard few: some servers take any token as a method.
+OTHER_METHOD = "<other>"
 
 HTTP_REQUESTS = Counter(
     "paycore_http_requests_total",
