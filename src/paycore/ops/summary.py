@@ -49,7 +49,7 @@ async def tenant_summary(
         entry["count"] += int(count)
         if status is AttemptStatus.SUCCEEDED:
             entry["amount"][currency] = int(amount or 0)
-    events = (PaymentEvent.tenant_id == context.tenant_id,)
+    events = (PaymentEvent.tenant_id == context.tenant_id, PaymentEvent.livemode == context.livemode)
     last_events = await session.execute(
         select(PaymentEvent.provider, func.max(PaymentEvent.received_at))
         .where(*events)
