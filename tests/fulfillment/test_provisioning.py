@@ -561,6 +561,33 @@ class TestCircuitBreaker:
         # a 4xx says nothing about the host's health
         assert breakers.states_for(shop.tenant_id, livemode=False)["tenant"] == {HTTP_TARGET: "closed"}
 
+    async def test_one_tenants_failing_calls_to_a_host_do_not_stop_anothers(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        """Two merchants use the same provisioning host; it fails for one of them (its account
+        there, its config — or its own doing). The other's provisioning goes on."""
+        neighbour = await open_shop(db)
+        assert settings.provisioner_secret is not None
+        endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value())
+
+        def failing_for_shop(request: httpx.Request) -> httpx.Response:
+            if json.loads(request.content)["data"]["tenant"] == shop.tenant_id:
+                return httpx.Response(502, text="this account is broken")
+            return endpoint(request)
+
+        breakers = Breakers(failure_threshold=1, reset_seconds=60)
+        failing = await paid_order(client, db, settings, shop, http_config())
+        async with fake_http(failing_for_shop) as http:
+            assert await run_batch(dispatcher(db, settings, http, breakers)) == 1
+            assert (await fulfillment_of(db, failing["id"])).status is FulfillmentStatus.RETRYING
+            fine = await paid_order(client, db, settings, neighbour, http_config())
+            assert await run_batch(dispatcher(db, settings, http, breakers)) == 1
+
+        assert (await fulfillment_of(db, fine["id"])).status is FulfillmentStatus.SUCCEEDED
+        assert (await order(client, neighbour, fine["id"]))["status"] == "fulfilled"
+        assert breakers.states_for(shop.tenant_id, livemode=False)["tenant"] == {HTTP_TARGET: "open"}
+        assert breakers.states_for(neighbour.tenant_id, livemode=False)["tenant"] == {HTTP_TARGET: "closed"}
+
 
 class TestRefundStopsProvisioning:
     async def test_a_full_refund_cancels_what_was_not_made_yet(
