@@ -18,6 +18,12 @@ time-outs, connection errors) — or a *tenant's own*, per (remote system, tenan
 remote the tenant chose, if any), which may also count what only that tenant's account suffers
 (a 429). A call goes through the shared breaker and the tenant's, outermost first.
 
+A shared breaker opens only when its run of failures came from at least two tenants
+(`min_sources`): a failure only one tenant sees is not yet evidence that the system as a whole is
+down — a tenant able to make a provider answer 5xx to its own requests must not refuse everyone's.
+Nothing is lost by waiting for a second tenant: the first one's own breaker has opened already,
+and the shared breaker exists to spare the *others* the wait.
+
 Tenant breakers grow with tenants and the hosts they name, so the registry keeps at most
 `max_tenant_breakers` of them and drops the least recently used. Metrics carry only the remote
 system's operator-defined name and the scope, never a tenant id or a tenant-chosen host.
@@ -101,6 +107,7 @@ class CircuitBreaker:
         *,
         failure_threshold: int,
         reset_seconds: float,
+        min_sources: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.key = key
@@ -108,7 +115,9 @@ class CircuitBreaker:
         self.failure_threshold = failure_threshold
         self.reset_seconds = reset_seconds
         self._clock = clock
+        self.min_sources = min_sources
         self._failures = 0
+        self._sources: set[str] = set()  # who saw the current run of failures (up to min_sources)
         self._opened_at: float | None = None
         self._probe_in_flight = False
         self._counted_open = False
@@ -169,15 +178,20 @@ class CircuitBreaker:
         if self._opened_at is not None:
             log.info("circuit_closed", **self._log_fields())
         self._failures = 0
+        self._sources.clear()
         self._opened_at = None
         self._probe_in_flight = False
         self._publish()
 
-    def record_failure(self) -> None:
+    def record_failure(self, source: str | None = None) -> None:
+        """`source`: who saw the failure (a tenant id), for a breaker that needs `min_sources`."""
         self._failures += 1
+        if len(self._sources) < self.min_sources:
+            self._sources.add(source or "")
         probe_failed = self._probe_in_flight
         self._probe_in_flight = False
-        if probe_failed or self._failures >= self.failure_threshold:
+        enough = self._failures >= self.failure_threshold and len(self._sources) >= self.min_sources
+        if probe_failed or enough:
             if self._opened_at is None or probe_failed:
                 log.warning("circuit_opened", failures=self._failures, **self._log_fields())
             self._opened_at = self._clock()
@@ -193,9 +207,11 @@ class CircuitBreaker:
         failures: tuple[type[BaseException], ...],
         *,
         except_for: tuple[type[BaseException], ...] = (),
+        source: str | None = None,
     ) -> AsyncIterator[None]:
         """Run the block through the breaker; exceptions of the `failures` types count against
-        it, unless they are also of an `except_for` type (a subclass this breaker must ignore)."""
+        it (as seen by `source`), unless they are also of an `except_for` type (a subclass this
+        breaker must ignore)."""
         self.before_call()
         try:
             yield
@@ -203,7 +219,7 @@ class CircuitBreaker:
             if isinstance(exc, except_for):
                 self.release_probe()
             else:
-                self.record_failure()
+                self.record_failure(source)
             raise
         except BaseException:
             self.release_probe()  # not the target's fault (or not known to be): let the next call probe
@@ -222,9 +238,11 @@ class Breakers:
         failure_threshold: int,
         reset_seconds: float,
         max_tenant_breakers: int = DEFAULT_MAX_TENANT_BREAKERS,
+        shared_min_tenants: int = 2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._failure_threshold = failure_threshold
+        self._shared_min_tenants = shared_min_tenants
         self._reset_seconds = reset_seconds
         self._max_tenant_breakers = max_tenant_breakers
         self._clock = clock
@@ -236,6 +254,7 @@ class Breakers:
             key,
             failure_threshold=self._failure_threshold,
             reset_seconds=self._reset_seconds,
+            min_sources=self._shared_min_tenants if key.scope is BreakerScope.SHARED else 1,
             clock=self._clock,
         )
 
@@ -271,13 +290,16 @@ class Breakers:
         tenant_only: tuple[type[BaseException], ...] = (),
     ) -> AsyncIterator[None]:
         """Run the block through the breakers of `keys`, outermost first. `tenant_only` failures
-        (say, a 429 on the tenant's account) count against tenant breakers, never shared ones.
-        The first open breaker refuses with `CircuitOpen`; the ones already passed let go of
-        their probe slot, since the call never reached the target."""
+        (say, a 429 on the tenant's account) count against tenant breakers, never shared ones;
+        other failures count against shared ones as seen by the tenant in `keys`. The first open
+        breaker refuses with `CircuitOpen`; the ones already passed let go of their probe slot,
+        since the call never reached the target."""
+        tenant = next((key.tenant_id for key in keys if key.tenant_id is not None), None)
         async with AsyncExitStack() as stack:
             for key in keys:
                 except_for = tenant_only if key.scope is BreakerScope.SHARED else ()
-                await stack.enter_async_context(self.get(key).guard(failures, except_for=except_for))
+                breaker = self.get(key)
+                await stack.enter_async_context(breaker.guard(failures, except_for=except_for, source=tenant))
             yield
 
     def states_for(self, tenant_id: str, *, livemode: bool) -> dict[str, dict[str, str]]:

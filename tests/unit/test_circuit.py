@@ -309,47 +309,78 @@ class TestBreakers:
         }
 
 
+def tenant_key(target: str, tenant_id: str) -> BreakerKey:
+    return BreakerKey.of_tenant(target, tenant_id, livemode=False)
+
+
+async def call_as(breakers: Breakers, target: str, tenant_id: str, error: Exception | None = None) -> None:
+    """One call through `target`'s shared breaker and the tenant's own, failing with `error`."""
+    keys = (BreakerKey.shared(target), tenant_key(target, tenant_id))
+    async with breakers.guard(keys, (Flaky,), tenant_only=(Throttled,)):
+        if error is not None:
+            raise error
+
+
+class Throttled(Flaky):
+    """One account's trouble (a 429), not the target's."""
+
+
 class TestTenantOnlyFailures:
     async def test_count_against_the_tenants_breaker_and_not_the_shared_one(self) -> None:
-        class Throttled(Flaky):
-            """One account's trouble, not the target's."""
-
-        breakers = Breakers(failure_threshold=2, reset_seconds=60)
+        breakers = Breakers(failure_threshold=2, reset_seconds=60, shared_min_tenants=1)
         target = unique_target()
-        keys = (BreakerKey.shared(target), BreakerKey.of_tenant(target, "ten_a", livemode=False))
         for _ in range(3):
             with pytest.raises((Throttled, CircuitOpen)):
-                async with breakers.guard(keys, (Flaky,), tenant_only=(Throttled,)):
-                    raise Throttled("429")
+                await call_as(breakers, target, "ten_a", Throttled("429"))
         assert breakers.shared(target).state is CircuitState.CLOSED
-        assert breakers.get(keys[1]).state is CircuitState.OPEN
+        assert breakers.get(tenant_key(target, "ten_a")).state is CircuitState.OPEN
         assert rejections(target, "tenant") == 1  # the third call never left
-
-        async with breakers.guard((keys[0], BreakerKey.of_tenant(target, "ten_b", livemode=False)), (Flaky,)):
-            pass  # another tenant goes through
-
-        for _ in range(2):
-            with pytest.raises(Flaky):
-                async with breakers.guard(
-                    (keys[0], BreakerKey.of_tenant(target, "ten_b", livemode=False)), (Flaky,)
-                ):
-                    raise Flaky("502")
-        assert breakers.shared(target).state is CircuitState.OPEN  # the target's own failures do
+        await call_as(breakers, target, "ten_b")  # another tenant goes through
 
     async def test_a_refusal_by_the_inner_breaker_frees_the_outer_probe(self, clock: FakeClock) -> None:
-        breakers = Breakers(failure_threshold=1, reset_seconds=30, clock=clock)
+        breakers = Breakers(failure_threshold=1, reset_seconds=30, shared_min_tenants=1, clock=clock)
         target = unique_target()
-        shared, tenant = BreakerKey.shared(target), BreakerKey.of_tenant(target, "ten_a", livemode=False)
-        await fail_through(breakers.shared(target))
-        await fail_through(breakers.get(tenant))
+        with pytest.raises(Flaky):
+            await call_as(breakers, target, "ten_a", Flaky("502"))  # opens both
         clock.advance(30)
-        breakers.get(tenant).before_call()  # someone else is probing the tenant's breaker
+        breakers.get(tenant_key(target, "ten_a")).before_call()  # someone else probes A's breaker
         with pytest.raises(CircuitOpen):
-            async with breakers.guard((shared, tenant), (Flaky,)):
-                pass
+            await call_as(breakers, target, "ten_a")
         assert breakers.shared(target).state is CircuitState.HALF_OPEN
-        async with breakers.guard((shared, BreakerKey.of_tenant(target, "ten_b", livemode=False)), (Flaky,)):
-            pass  # the shared probe slot was given back: another tenant's call probes and closes it
+        await call_as(breakers, target, "ten_b")  # the shared probe slot was given back: B probes
+        assert breakers.shared(target).state is CircuitState.CLOSED
+
+
+class TestSharedBreakerNeedsTwoTenants:
+    async def test_one_tenants_failures_open_only_its_own_breaker(self) -> None:
+        breakers = Breakers(failure_threshold=2, reset_seconds=60)
+        target = unique_target()
+        for _ in range(5):
+            with pytest.raises((Flaky, CircuitOpen)):
+                await call_as(breakers, target, "ten_a", Flaky("502"))
+        assert breakers.get(tenant_key(target, "ten_a")).state is CircuitState.OPEN
+        assert breakers.shared(target).state is CircuitState.CLOSED
+        await call_as(breakers, target, "ten_b")
+
+    async def test_failures_seen_by_two_tenants_open_the_shared_breaker(self) -> None:
+        breakers = Breakers(failure_threshold=2, reset_seconds=60)
+        target = unique_target()
+        for tenant in ("ten_a", "ten_b"):
+            with pytest.raises(Flaky):
+                await call_as(breakers, target, tenant, Flaky("502"))
+        assert breakers.shared(target).state is CircuitState.OPEN
+        with pytest.raises(CircuitOpen):
+            await call_as(breakers, target, "ten_c")  # a third tenant is refused at once
+        assert breakers.states_for("ten_c", livemode=False)["tenant"] == {}  # never got that far
+
+    async def test_a_success_starts_the_run_again(self) -> None:
+        breakers = Breakers(failure_threshold=2, reset_seconds=60)
+        target = unique_target()
+        with pytest.raises(Flaky):
+            await call_as(breakers, target, "ten_a", Flaky("502"))
+        await call_as(breakers, target, "ten_c")
+        with pytest.raises(Flaky):
+            await call_as(breakers, target, "ten_b", Flaky("502"))
         assert breakers.shared(target).state is CircuitState.CLOSED
 
 

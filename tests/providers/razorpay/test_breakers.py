@@ -1,6 +1,7 @@
 """One tenant's trouble at Razorpay is its own: its account's 429s (or refusals) never refuse
 another tenant's checkouts, nor its own in the other mode. Only Razorpay failing as a whole (5xx,
-time-outs, connection errors) opens the shared breaker, which then refuses everyone at once.
+time-outs, connection errors, seen by more than one merchant) opens the shared breaker, which then
+refuses everyone at once.
 
 The probe, at HTTP level: two merchants on one paycore, each with Razorpay keys for both modes,
 their checkouts reaching a fake of Razorpay's API that rate-limits one account."""
@@ -187,20 +188,36 @@ class TestRazorpayDown:
         self, db: Database, platform: Platform, failure: str
     ) -> None:
         a, b = await merchant(platform, "Alpha"), await merchant(platform, "Bravo")
+        newcomer = await merchant(platform, "Charlie")
         if failure == "http_500":
             platform.fake.fail_next = [500] * THRESHOLD
         else:
             platform.network.down = True
 
-        for _ in range(THRESHOLD):
-            down = await pay_with_razorpay(platform, a.test)
+        for number in range(THRESHOLD):  # two merchants' checkouts fail in turn: Razorpay is down
+            down = await pay_with_razorpay(platform, (a, b)[number % 2].test)
             assert (down.status_code, down.json()["error"]["code"]) == (503, "provider_unavailable")
         calls = len(platform.fake.calls)
         platform.network.down = False  # Razorpay is back, but the breaker has not probed yet
-        for shop in (b.test, a.test):
+        for shop in (newcomer.test, b.test, a.test):
             refused = await pay_with_razorpay(platform, shop)
+            assert (refused.status_code, refused.json()["error"]["code"]) == (503, "provider_unavailable")
+        if live_mode_exists(db):
+            refused = await pay_with_razorpay(platform, newcomer.live)
             assert (refused.status_code, refused.json()["error"]["code"]) == (503, "provider_unavailable")
         assert len(platform.fake.calls) == calls  # refused at once, without waiting on Razorpay
 
-        # B's own breaker never saw a failure: the shared one refused it first.
-        assert await razorpay_breakers_seen_by(platform, b) == ("open", {})
+        # The newcomer's own breaker never saw a failure: the shared one refused it first.
+        assert await razorpay_breakers_seen_by(platform, newcomer) == ("open", {})
+
+    async def test_server_errors_only_one_merchant_sees_refuse_only_its_checkouts(
+        self, db: Database, platform: Platform
+    ) -> None:
+        """Razorpay answering 500 to one merchant's requests alone may be that merchant's doing:
+        not yet evidence that Razorpay is down for everyone."""
+        a, b = await merchant(platform, "Alpha"), await merchant(platform, "Bravo")
+        platform.fake.fail_next = [500] * THRESHOLD
+        for _ in range(THRESHOLD):
+            assert (await pay_with_razorpay(platform, a.test)).status_code == 503
+        assert (await pay_with_razorpay(platform, b.test)).status_code == 201
+        assert await razorpay_breakers_seen_by(platform, a) == ("closed", {BREAKER: "open"})
