@@ -184,17 +184,22 @@ class CircuitBreaker:
         self._publish()
 
     def record_failure(self, source: str | None = None) -> None:
-        """`source`: who saw the failure (a tenant id), for a breaker that needs `min_sources`."""
+        """`source`: who saw the failure (a tenant id), for a breaker that needs `min_sources`.
+        Until that many have seen the current run — the failures since the last success, or
+        since the breaker opened — it neither opens nor re-opens: one tenant failing its own
+        probes cannot hold a shared breaker open after the outage is over."""
         self._failures += 1
         if len(self._sources) < self.min_sources:
             self._sources.add(source or "")
         probe_failed = self._probe_in_flight
         self._probe_in_flight = False
-        enough = self._failures >= self.failure_threshold and len(self._sources) >= self.min_sources
-        if probe_failed or enough:
+        if len(self._sources) >= self.min_sources and (
+            probe_failed or self._failures >= self.failure_threshold
+        ):
             if self._opened_at is None or probe_failed:
                 log.warning("circuit_opened", failures=self._failures, **self._log_fields())
             self._opened_at = self._clock()
+            self._sources.clear()  # the probes after this period start a new run
         self._publish()
 
     def release_probe(self) -> None:

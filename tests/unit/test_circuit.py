@@ -373,6 +373,31 @@ class TestSharedBreakerNeedsTwoTenants:
             await call_as(breakers, target, "ten_c")  # a third tenant is refused at once
         assert breakers.states_for("ten_c", livemode=False)["tenant"] == {}  # never got that far
 
+    async def test_one_tenants_failed_probes_do_not_hold_it_open(self, clock: FakeClock) -> None:
+        breakers = Breakers(failure_threshold=2, reset_seconds=30, clock=clock)
+        target = unique_target()
+        for tenant in ("ten_a", "ten_b"):  # the outage
+            with pytest.raises(Flaky):
+                await call_as(breakers, target, tenant, Flaky("502"))
+        clock.advance(30)
+        with pytest.raises(Flaky):
+            await call_as(breakers, target, "ten_a", Flaky("502"))  # A's probe fails, A's doing
+        assert breakers.shared(target).state is CircuitState.HALF_OPEN  # not re-opened by A alone
+        await call_as(breakers, target, "ten_c")  # the next tenant probes and closes it
+        assert breakers.shared(target).state is CircuitState.CLOSED
+
+    async def test_probes_failing_for_two_tenants_reopen_it(self, clock: FakeClock) -> None:
+        breakers = Breakers(failure_threshold=2, reset_seconds=30, clock=clock)
+        target = unique_target()
+        for tenant in ("ten_a", "ten_b"):
+            with pytest.raises(Flaky):
+                await call_as(breakers, target, tenant, Flaky("502"))
+        clock.advance(30)
+        for tenant in ("ten_c", "ten_d"):  # still down for everyone
+            with pytest.raises(Flaky):
+                await call_as(breakers, target, tenant, Flaky("502"))
+        assert breakers.shared(target).state is CircuitState.OPEN
+
     async def test_a_success_starts_the_run_again(self) -> None:
         breakers = Breakers(failure_threshold=2, reset_seconds=60)
         target = unique_target()
