@@ -247,9 +247,9 @@ class Breakers:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._failure_threshold = failure_threshold
-        self._shared_min_tenants = shared_min_tenants
         self._reset_seconds = reset_seconds
         self._max_tenant_breakers = max_tenant_breakers
+        self._shared_min_tenants = shared_min_tenants
         self._clock = clock
         self._shared: dict[str, CircuitBreaker] = {}
         self._tenants: OrderedDict[BreakerKey, CircuitBreaker] = OrderedDict()
