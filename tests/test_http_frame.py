@@ -217,6 +217,15 @@ class TestMetrics:
         await http.get("/random/b")
         assert _sample("paycore_http_requests_total", labels) == before + 2
 
+    async def test_unknown_methods_share_one_label(self, http: httpx.AsyncClient) -> None:
+        labels = {"method": "<other>", "route": "/health", "status": "405"}
+        before = _sample("paycore_http_requests_total", labels)
+        for probe in ("PROBE-TENANT-A1", "PROBE-TENANT-A2"):  # an anonymous caller minting series
+            assert (await http.request(probe, "/health")).status_code == 405
+        assert _sample("paycore_http_requests_total", labels) == before + 2
+        exposed = (await http.get("/metrics")).text
+        assert "PROBE-TENANT" not in exposed
+
     async def test_metrics_endpoint_exposes_them(self, http: httpx.AsyncClient) -> None:
         await http.get("/health")
         response = await http.get("/metrics")

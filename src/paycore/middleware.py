@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from paycore.errors import INTERNAL_ERROR_MESSAGE, InvalidRequest, PaycoreError, error_body
 from paycore.ids import new_id
 from paycore.logging import get_logger, reset_request_id, set_request_id
-from paycore.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS, UNMATCHED_ROUTE
+from paycore.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS, OTHER_METHOD, UNMATCHED_ROUTE
 
 log = get_logger("paycore.http")
 
@@ -38,6 +38,14 @@ def route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+_METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    """Any token is a method to some servers: a caller must not mint a series per request."""
+    return method if method in _METRIC_METHODS else OTHER_METHOD
 
 
 class RequestContextMiddleware:
@@ -80,8 +88,9 @@ class RequestContextMiddleware:
                 route_template(scope),
                 response["status"],
             )
-            HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
-            HTTP_LATENCY.labels(method=method, route=route).observe(elapsed)
+            method_series = method_label(method)
+            HTTP_REQUESTS.labels(method=method_series, route=route, status=str(status)).inc()
+            HTTP_LATENCY.labels(method=method_series, route=route).observe(elapsed)
             log_access = log.debug if scope["path"] in _QUIET_PATHS else log.info
             log_access(
                 "http_request",

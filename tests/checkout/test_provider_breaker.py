@@ -102,9 +102,7 @@ async def storefront(db: Database, settings: Settings) -> AsyncIterator[Storefro
     breakers = Breakers(failure_threshold=THRESHOLD, reset_seconds=60)
     app = create_app(settings, database=db)
     app.state.breakers = breakers
-    app.state.providers = ProviderRegistry(
-        {provider.name: GuardedProvider(provider, breakers.get(f"provider:{provider.name}"))}
-    )
+    app.state.providers = ProviderRegistry({provider.name: GuardedProvider(provider, breakers)})
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=settings.public_url
     ) as http:
@@ -122,24 +120,35 @@ async def attempt_checkout(front: Storefront, shop: Shop, product_id: str) -> ht
 
 
 def rejections() -> float:
-    return REGISTRY.get_sample_value("paycore_circuit_rejections_total", {"target": BREAKER}) or 0.0
+    labels = {"target": BREAKER, "scope": "shared"}
+    return REGISTRY.get_sample_value("paycore_circuit_rejections_total", labels) or 0.0
 
 
 class TestProviderDown:
     async def test_breaker_opens_and_later_checkouts_fail_without_calling_the_provider(
         self, db: Database, storefront: Storefront, shop: Shop
     ) -> None:
-        product = await create_product(storefront.client, shop, stock=10)
+        """Down for everyone: the failures come from several merchants, so the shared breaker
+        opens and a merchant that never called it yet is refused at once too."""
+        other, late = await open_shop(db), await open_shop(db)
+        shops = [shop, other, shop]
+        products = {
+            each.tenant_id: await create_product(storefront.client, each, stock=10)
+            for each in (shop, other, late)
+        }
 
-        for expected_calls in range(1, THRESHOLD + 1):
-            response = await attempt_checkout(storefront, shop, product["id"])
+        for expected_calls, each in enumerate(shops[:THRESHOLD], start=1):
+            response = await attempt_checkout(storefront, each, products[each.tenant_id]["id"])
             assert response.status_code == 503
             assert response.json()["error"]["code"] == "provider_unavailable"
             assert storefront.provider.create_calls == expected_calls
-        assert storefront.breakers.states() == {BREAKER: "open"}
+        assert storefront.breakers.states_for(late.tenant_id, livemode=False) == {
+            "shared": {BREAKER: "open"},
+            "tenant": {},
+        }
 
         refused_before = rejections()
-        response = await attempt_checkout(storefront, shop, product["id"])
+        response = await attempt_checkout(storefront, late, products[late.tenant_id]["id"])
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "provider_unavailable"
         assert storefront.provider.create_calls == THRESHOLD  # refused by the breaker, not the provider
@@ -149,9 +158,33 @@ class TestProviderDown:
         listed = await storefront.client.get("/v1/orders", params={"limit": 100}, headers=shop.secret)
         assert listed.status_code == 200
         orders = listed.json()["data"]
-        assert len(orders) == THRESHOLD + 1
+        assert len(orders) == shops[:THRESHOLD].count(shop)
         assert {entry["status"] for entry in orders} == {"pending_payment"}
         assert {entry["provider"] for entry in orders} == {"flaky"}
+
+    async def test_failures_one_merchant_alone_sees_refuse_only_its_own_checkouts(
+        self, db: Database, storefront: Storefront, shop: Shop
+    ) -> None:
+        """A provider failing for one merchant only may be that merchant's doing (a request the
+        provider chokes on): its own breaker opens, the shared one waits for a second merchant."""
+        other = await open_shop(db)
+        product = await create_product(storefront.client, shop, stock=10)
+        for _ in range(THRESHOLD):
+            assert (await attempt_checkout(storefront, shop, product["id"])).status_code == 503
+        assert (await attempt_checkout(storefront, shop, product["id"])).status_code == 503
+        assert storefront.provider.create_calls == THRESHOLD  # its own breaker refused the last one
+        assert storefront.breakers.states_for(shop.tenant_id, livemode=False) == {
+            "shared": {BREAKER: "closed"},
+            "tenant": {BREAKER: "open"},
+        }
+
+        elsewhere = await attempt_checkout(
+            storefront, other, (await create_product(storefront.client, other))["id"]
+        )
+        assert elsewhere.status_code == 503  # the provider fails it too …
+        assert storefront.provider.create_calls == THRESHOLD + 1  # … but it was asked
+        # Now a second merchant has seen it fail: that is the provider's trouble, for everyone.
+        assert storefront.breakers.states_for(other.tenant_id, livemode=False)["shared"] == {BREAKER: "open"}
 
     async def test_ops_summary_shows_the_open_breaker(
         self, db: Database, storefront: Storefront, shop: Shop
@@ -164,7 +197,7 @@ class TestProviderDown:
 
         before = await storefront.client.get("/ops/summary", headers=ops)
         assert before.status_code == 200, before.text
-        assert before.json()["circuit_breakers"] == {BREAKER: "closed"}
+        assert before.json()["circuit_breakers"] == {"shared": {BREAKER: "closed"}, "tenant": {}}
 
         product = await create_product(storefront.client, shop, stock=10)
         for _ in range(THRESHOLD):
@@ -173,5 +206,5 @@ class TestProviderDown:
         summary = await storefront.client.get("/ops/summary", headers=ops)
         assert summary.status_code == 200, summary.text
         body = summary.json()
-        assert body["circuit_breakers"] == {BREAKER: "open"}
+        assert body["circuit_breakers"] == {"shared": {BREAKER: "closed"}, "tenant": {BREAKER: "open"}}
         assert body["orders_by_status"] == {"pending_payment": THRESHOLD}

@@ -5,6 +5,7 @@ API, behind an httpx.MockTransport), and the order is fulfilled — or needs a p
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from paycore.audit.service import Actor
-from paycore.circuit import Breakers
+from paycore.circuit import BreakerKey, Breakers
 from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.db import Database
@@ -78,6 +79,13 @@ class FakeProvisioningEndpoint:
         key = request.headers["idempotency-key"]
         ref = self.made.setdefault(key, f"srv_{123 + len(self.made)}")
         return httpx.Response(200, json={"external_ref": ref})
+
+
+def http_breaker(shop: Shop) -> BreakerKey:
+    """The shop's own breaker for its HTTP provisioner's host (test mode)."""
+    return BreakerKey.of_tenant(
+        "provisioner:http", shop.tenant_id, livemode=False, remote="provision.example"
+    )
 
 
 def dispatcher(
@@ -316,7 +324,7 @@ class TestCircuitBreaker:
         assert settings.provisioner_secret is not None
         endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value())
         breakers = Breakers(failure_threshold=1, reset_seconds=60)
-        breakers.get(HTTP_TARGET).record_failure()  # the provisioner's host is known to be down
+        breakers.get(http_breaker(shop)).record_failure()  # the provisioner's host is known to be down
         async with fake_http(endpoint) as http:
             worker = dispatcher(db, settings, http, breakers)
             for _ in range(MAX_ATTEMPTS + 1):  # more postponements than attempts allowed
@@ -348,7 +356,10 @@ class TestCircuitBreaker:
             assert await run_batch(dispatcher(db, settings, http, breakers)) == 2
 
         assert len(endpoint.payloads) == 1  # the second row never reached the failing host
-        assert breakers.states() == {HTTP_TARGET: "open"}
+        assert breakers.states_for(shop.tenant_id, livemode=False) == {
+            "shared": {},
+            "tenant": {HTTP_TARGET: "open"},
+        }
         rows = await fulfillments_of(db, first["id"]) + await fulfillments_of(db, second["id"])
         assert sorted((row.status.value, row.attempts) for row in rows) == [("pending", 0), ("retrying", 1)]
 
@@ -363,7 +374,35 @@ class TestCircuitBreaker:
             assert await run_batch(dispatcher(db, settings, http, breakers)) == 1
         row = await fulfillment_of(db, paid["id"])
         assert (row.status, row.attempts) == (FulfillmentStatus.RETRYING, 1)
-        assert breakers.states() == {HTTP_TARGET: "closed"}  # a 4xx says nothing about the host's health
+        # a 4xx says nothing about the host's health
+        assert breakers.states_for(shop.tenant_id, livemode=False)["tenant"] == {HTTP_TARGET: "closed"}
+
+    async def test_one_tenants_failing_calls_to_a_host_do_not_stop_anothers(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        """Two merchants use the same provisioning host; it fails for one of them (its account
+        there, its config — or its own doing). The other's provisioning goes on."""
+        neighbour = await open_shop(db)
+        assert settings.provisioner_secret is not None
+        endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value())
+
+        def failing_for_shop(request: httpx.Request) -> httpx.Response:
+            if json.loads(request.content)["data"]["tenant"] == shop.tenant_id:
+                return httpx.Response(502, text="this account is broken")
+            return endpoint(request)
+
+        breakers = Breakers(failure_threshold=1, reset_seconds=60)
+        failing = await paid_order(client, db, settings, shop, http_config())
+        async with fake_http(failing_for_shop) as http:
+            assert await run_batch(dispatcher(db, settings, http, breakers)) == 1
+            assert (await fulfillment_of(db, failing["id"])).status is FulfillmentStatus.RETRYING
+            fine = await paid_order(client, db, settings, neighbour, http_config())
+            assert await run_batch(dispatcher(db, settings, http, breakers)) == 1
+
+        assert (await fulfillment_of(db, fine["id"])).status is FulfillmentStatus.SUCCEEDED
+        assert (await order(client, neighbour, fine["id"]))["status"] == "fulfilled"
+        assert breakers.states_for(shop.tenant_id, livemode=False)["tenant"] == {HTTP_TARGET: "open"}
+        assert breakers.states_for(neighbour.tenant_id, livemode=False)["tenant"] == {HTTP_TARGET: "closed"}
 
 
 class TestRefundStopsProvisioning:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from paycore.circuit import Breakers, CircuitState
+from paycore.circuit import BreakerKey, Breakers, CircuitState
 from paycore.money import Money
 from paycore.payments.providers.base import (
     NeutralEvent,
@@ -69,11 +69,13 @@ class TestTimeoutsCountAgainstTheBreaker:
     async def test_timeouts_open_the_circuit(self) -> None:
         inner = Hanging()
         breakers = Breakers(failure_threshold=2, reset_seconds=60)
-        guarded = GuardedProvider(inner, breakers.get("provider:hanging"), timeout_seconds=0.05)
+        guarded = GuardedProvider(inner, breakers, timeout_seconds=0.05)
         for _ in range(2):
             with pytest.raises(TimeoutError):
                 await guarded.create_payment(REQUEST)
-        assert breakers.get("provider:hanging").state is CircuitState.OPEN
+        # The tenant's own breaker opens; the shared one waits for a second tenant to see it.
+        account_breaker = BreakerKey.of_tenant("provider:hanging", ACCOUNT.tenant_id, livemode=False)
+        assert breakers.get(account_breaker).state is CircuitState.OPEN
         with pytest.raises(ProviderUnavailable, match="open"):
             await guarded.create_payment(REQUEST)
         assert inner.calls == 2  # the open circuit did not call the provider again

@@ -102,7 +102,7 @@ def registry_with_acme(settings: Settings, db: Database) -> ProviderRegistry:
     return ProviderRegistry(
         {
             "sandbox": base.get("sandbox"),
-            "acme": GuardedProvider(Acme(), breakers.get("provider:acme")),
+            "acme": GuardedProvider(Acme(), breakers),
         }
     )
 

@@ -8,7 +8,7 @@ from itertools import count
 import pytest
 from prometheus_client import REGISTRY
 
-from paycore.circuit import Breakers, CircuitBreaker, CircuitOpen, CircuitState
+from paycore.circuit import BreakerKey, Breakers, CircuitBreaker, CircuitOpen, CircuitState
 
 _targets = count()
 
@@ -37,7 +37,10 @@ def make_breaker(
     clock: FakeClock, *, threshold: int = 3, reset: float = 30.0, target: str | None = None
 ) -> CircuitBreaker:
     return CircuitBreaker(
-        target or unique_target(), failure_threshold=threshold, reset_seconds=reset, clock=clock
+        BreakerKey.shared(target or unique_target()),
+        failure_threshold=threshold,
+        reset_seconds=reset,
+        clock=clock,
     )
 
 
@@ -56,8 +59,9 @@ def gauge(target: str) -> float | None:
     return REGISTRY.get_sample_value("paycore_circuit_state", {"target": target})
 
 
-def rejections(target: str) -> float:
-    return REGISTRY.get_sample_value("paycore_circuit_rejections_total", {"target": target}) or 0.0
+def rejections(target: str, scope: str = "shared") -> float:
+    labels = {"target": target, "scope": scope}
+    return REGISTRY.get_sample_value("paycore_circuit_rejections_total", labels) or 0.0
 
 
 @pytest.fixture
@@ -262,19 +266,174 @@ class TestMetrics:
 
 
 class TestBreakers:
-    async def test_one_breaker_per_target_with_the_deployment_settings(self) -> None:
+    async def test_one_shared_breaker_per_target_with_the_deployment_settings(self) -> None:
         breakers = Breakers(failure_threshold=4, reset_seconds=12.5)
         first, second = unique_target(), unique_target()
-        breaker = breakers.get(first)
-        assert breakers.get(first) is breaker
-        assert breakers.get(second) is not breaker
+        breaker = breakers.shared(first)
+        assert breakers.shared(first) is breaker
+        assert breakers.get(BreakerKey.shared(first)) is breaker
+        assert breakers.shared(second) is not breaker
         assert (breaker.target, breaker.failure_threshold, breaker.reset_seconds) == (first, 4, 12.5)
 
-    async def test_states_reports_every_breaker(self) -> None:
+    async def test_each_tenant_and_mode_has_its_own_breaker(self) -> None:
         breakers = Breakers(failure_threshold=1, reset_seconds=60)
-        assert breakers.states() == {}
-        healthy, broken = "provider:healthy-" + unique_target(), "provider:broken-" + unique_target()
-        breakers.get(healthy)
-        await fail_through(breakers.get(broken))
-        assert breakers.states() == {healthy: "closed", broken: "open"}
-        assert list(breakers.states()) == sorted([healthy, broken])
+        target = unique_target()
+        a_test = breakers.get(BreakerKey.of_tenant(target, "ten_a", livemode=False))
+        assert breakers.get(BreakerKey.of_tenant(target, "ten_a", livemode=False)) is a_test
+        others = {
+            breakers.get(BreakerKey.of_tenant(target, "ten_a", livemode=True)),
+            breakers.get(BreakerKey.of_tenant(target, "ten_b", livemode=False)),
+            breakers.shared(target),
+        }
+        assert a_test not in others
+        await fail_through(a_test)
+        assert a_test.state is CircuitState.OPEN
+        assert {breaker.state for breaker in others} == {CircuitState.CLOSED}
+
+    async def test_states_for_a_tenant_show_the_shared_breakers_and_its_own_only(self) -> None:
+        breakers = Breakers(failure_threshold=1, reset_seconds=60)
+        shared = "provider:shared-" + unique_target()
+        breakers.shared(shared)
+        mine = BreakerKey.of_tenant("provisioner:http", "ten_a", livemode=False, remote="a.example")
+        theirs = BreakerKey.of_tenant("provisioner:http", "ten_b", livemode=False, remote="b.example")
+        my_live = BreakerKey.of_tenant("provisioner:http", "ten_a", livemode=True, remote="live.example")
+        await fail_through(breakers.get(mine))
+        await fail_through(breakers.get(theirs))
+        breakers.get(my_live)
+        assert breakers.states_for("ten_a", livemode=False) == {
+            "shared": {shared: "closed"},
+            "tenant": {"provisioner:http:a.example": "open"},
+        }
+        assert breakers.states_for("ten_a", livemode=True)["tenant"] == {
+            "provisioner:http:live.example": "closed"
+        }
+
+
+def tenant_key(target: str, tenant_id: str) -> BreakerKey:
+    return BreakerKey.of_tenant(target, tenant_id, livemode=False)
+
+
+async def call_as(breakers: Breakers, target: str, tenant_id: str, error: Exception | None = None) -> None:
+    """One call through `target`'s shared breaker and the tenant's own, failing with `error`."""
+    keys = (BreakerKey.shared(target), tenant_key(target, tenant_id))
+    async with breakers.guard(keys, (Flaky,), tenant_only=(Throttled,)):
+        if error is not None:
+            raise error
+
+
+class Throttled(Flaky):
+    """One account's trouble (a 429), not the target's."""
+
+
+class TestTenantOnlyFailures:
+    async def test_count_against_the_tenants_breaker_and_not_the_shared_one(self) -> None:
+        breakers = Breakers(failure_threshold=2, reset_seconds=60, shared_min_tenants=1)
+        target = unique_target()
+        for _ in range(3):
+            with pytest.raises((Throttled, CircuitOpen)):
+                await call_as(breakers, target, "ten_a", Throttled("429"))
+        assert breakers.shared(target).state is CircuitState.CLOSED
+        assert breakers.get(tenant_key(target, "ten_a")).state is CircuitState.OPEN
+        assert rejections(target, "tenant") == 1  # the third call never left
+        await call_as(breakers, target, "ten_b")  # another tenant goes through
+
+    async def test_a_refusal_by_the_inner_breaker_frees_the_outer_probe(self, clock: FakeClock) -> None:
+        breakers = Breakers(failure_threshold=1, reset_seconds=30, shared_min_tenants=1, clock=clock)
+        target = unique_target()
+        with pytest.raises(Flaky):
+            await call_as(breakers, target, "ten_a", Flaky("502"))  # opens both
+        clock.advance(30)
+        breakers.get(tenant_key(target, "ten_a")).before_call()  # someone else probes A's breaker
+        with pytest.raises(CircuitOpen):
+            await call_as(breakers, target, "ten_a")
+        assert breakers.shared(target).state is CircuitState.HALF_OPEN
+        await call_as(breakers, target, "ten_b")  # the shared probe slot was given back: B probes
+        assert breakers.shared(target).state is CircuitState.CLOSED
+
+
+class TestSharedBreakerNeedsTwoTenants:
+    async def test_one_tenants_failures_open_only_its_own_breaker(self) -> None:
+        breakers = Breakers(failure_threshold=2, reset_seconds=60)
+        target = unique_target()
+        for _ in range(5):
+            with pytest.raises((Flaky, CircuitOpen)):
+                await call_as(breakers, target, "ten_a", Flaky("502"))
+        assert breakers.get(tenant_key(target, "ten_a")).state is CircuitState.OPEN
+        assert breakers.shared(target).state is CircuitState.CLOSED
+        await call_as(breakers, target, "ten_b")
+
+    async def test_failures_seen_by_two_tenants_open_the_shared_breaker(self) -> None:
+        breakers = Breakers(failure_threshold=2, reset_seconds=60)
+        target = unique_target()
+        for tenant in ("ten_a", "ten_b"):
+            with pytest.raises(Flaky):
+                await call_as(breakers, target, tenant, Flaky("502"))
+        assert breakers.shared(target).state is CircuitState.OPEN
+        with pytest.raises(CircuitOpen):
+            await call_as(breakers, target, "ten_c")  # a third tenant is refused at once
+        assert breakers.states_for("ten_c", livemode=False)["tenant"] == {}  # never got that far
+
+    async def test_one_tenants_failed_probes_do_not_hold_it_open(self, clock: FakeClock) -> None:
+        breakers = Breakers(failure_threshold=2, reset_seconds=30, clock=clock)
+        target = unique_target()
+        for tenant in ("ten_a", "ten_b"):  # the outage
+            with pytest.raises(Flaky):
+                await call_as(breakers, target, tenant, Flaky("502"))
+        clock.advance(30)
+        with pytest.raises(Flaky):
+            await call_as(breakers, target, "ten_a", Flaky("502"))  # A's probe fails, A's doing
+        assert breakers.shared(target).state is CircuitState.HALF_OPEN  # not re-opened by A alone
+        await call_as(breakers, target, "ten_c")  # the next tenant probes and closes it
+        assert breakers.shared(target).state is CircuitState.CLOSED
+
+    async def test_probes_failing_for_two_tenants_reopen_it(self, clock: FakeClock) -> None:
+        breakers = Breakers(failure_threshold=2, reset_seconds=30, clock=clock)
+        target = unique_target()
+        for tenant in ("ten_a", "ten_b"):
+            with pytest.raises(Flaky):
+                await call_as(breakers, target, tenant, Flaky("502"))
+        clock.advance(30)
+        for tenant in ("ten_c", "ten_d"):  # still down for everyone
+            with pytest.raises(Flaky):
+                await call_as(breakers, target, tenant, Flaky("502"))
+        assert breakers.shared(target).state is CircuitState.OPEN
+
+    async def test_a_success_starts_the_run_again(self) -> None:
+        breakers = Breakers(failure_threshold=2, reset_seconds=60)
+        target = unique_target()
+        with pytest.raises(Flaky):
+            await call_as(breakers, target, "ten_a", Flaky("502"))
+        await call_as(breakers, target, "ten_c")
+        with pytest.raises(Flaky):
+            await call_as(breakers, target, "ten_b", Flaky("502"))
+        assert breakers.shared(target).state is CircuitState.CLOSED
+
+
+def open_breakers(target: str, scope: str) -> float:
+    labels = {"target": target, "scope": scope}
+    return REGISTRY.get_sample_value("paycore_circuit_open_breakers", labels) or 0.0
+
+
+class TestBoundedRegistry:
+    async def test_least_recently_used_tenant_breakers_are_dropped(self) -> None:
+        breakers = Breakers(failure_threshold=1, reset_seconds=60, max_tenant_breakers=3)
+        target = unique_target()
+        keys = [BreakerKey.of_tenant(target, f"ten_{n}", livemode=False) for n in range(10)]
+        await fail_through(breakers.get(keys[0]))
+        assert open_breakers(target, "tenant") == 1
+        for key in keys[1:]:
+            breakers.get(key)
+        assert breakers.tenant_breaker_count == 3
+        assert open_breakers(target, "tenant") == 0  # the dropped open one is no longer counted
+        assert breakers.get(keys[0]).state is CircuitState.CLOSED  # starts again, for its tenant only
+
+    async def test_a_used_breaker_is_kept_over_idle_ones(self) -> None:
+        breakers = Breakers(failure_threshold=1, reset_seconds=60, max_tenant_breakers=2)
+        target = unique_target()
+        busy, idle, new = (BreakerKey.of_tenant(target, name, livemode=False) for name in ("a", "b", "c"))
+        await fail_through(breakers.get(busy))
+        breakers.get(idle)
+        breakers.get(busy)  # used again: now the most recent
+        breakers.get(new)
+        assert breakers.get(busy).state is CircuitState.OPEN
+        assert breakers.states_for("b", livemode=False)["tenant"] == {}

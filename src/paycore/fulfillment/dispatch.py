@@ -249,9 +249,10 @@ class FulfillmentDispatcher:
                 await self._failed(fulfillment, str(exc))
                 return
             request = dataclasses.replace(request, operator_spec=spec)
-        breaker = self.breakers.get(provisioner.target(request))
         try:
-            async with breaker.guard(failures=(ProvisionerUnavailable, TimeoutError)):
+            async with self.breakers.guard(
+                provisioner.breaker_keys(request), (ProvisionerUnavailable, TimeoutError)
+            ):
                 result = await asyncio.wait_for(
                     provisioner.provision(request), timeout=self.settings.provider_timeout_seconds * 3
                 )

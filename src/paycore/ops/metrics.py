@@ -23,6 +23,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Unmatched paths share one label, so a scanner cannot blow up the series count.
 UNMATCHED_ROUTE = "<unmatched>"
+# Likewise methods outside the standard few: some servers take any token as a method.
+OTHER_METHOD = "<other>"
 
 HTTP_REQUESTS = Counter(
     "paycore_http_requests_total",
@@ -91,16 +93,25 @@ PAYMENTS_RECONCILED = Counter(
     "Payment attempts whose outcome reconciliation learned from the provider's status API.",
     ["provider", "state"],
 )
+# Breakers are labelled by `target`, the remote system's name from a closed set the code defines
+# (`provider:stripe`, `provisioner:http`), and `scope` (shared or tenant): never by tenant or host,
+# which would let tenants grow the series count and read each other's trouble off /metrics.
 CIRCUIT_STATE = Gauge(
     "paycore_circuit_state",
-    "Circuit breaker state by target: 0 closed, 1 half-open, 2 open.",
+    "Shared circuit breaker state by target: 0 closed, 1 half-open, 2 open.",
     ["target"],
     multiprocess_mode="livemax",
 )
+CIRCUIT_OPEN_BREAKERS = Gauge(
+    "paycore_circuit_open_breakers",
+    "Circuit breakers not closed (open or half-open), by target and scope (shared, tenant).",
+    ["target", "scope"],
+    multiprocess_mode="livesum",
+)
 CIRCUIT_REJECTIONS = Counter(
     "paycore_circuit_rejections_total",
-    "Calls refused at once because the target's circuit was open.",
-    ["target"],
+    "Calls refused at once because a circuit was open, by target and scope of that circuit.",
+    ["target", "scope"],
 )
 OUTBOX_DEPTH = Gauge(
     "paycore_outbox_messages",

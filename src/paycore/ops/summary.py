@@ -1,5 +1,5 @@
-"""`GET /ops/summary`: what an operator looks at first — for the caller's tenant and mode, plus this
-process's circuit breakers and the schema's migration state."""
+"""`GET /ops/summary`: what an operator looks at first — for the caller's tenant and mode only, plus
+this process's shared circuit breakers and the tenant's own, and the schema's migration state."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ async def tenant_summary(
         entry["count"] += int(count)
         if status is AttemptStatus.SUCCEEDED:
             entry["amount"][currency] = int(amount or 0)
-    events = (PaymentEvent.tenant_id == context.tenant_id,)
+    events = (PaymentEvent.tenant_id == context.tenant_id, PaymentEvent.livemode == context.livemode)
     last_events = await session.execute(
         select(PaymentEvent.provider, func.max(PaymentEvent.received_at))
         .where(*events)
@@ -92,6 +92,6 @@ async def tenant_summary(
         ),
         "outbox_oldest_due_seconds": round((now - oldest_due).total_seconds(), 1) if oldest_due else 0.0,
         "fulfillments_needing_attention": attention,
-        "circuit_breakers": breakers.states(),
+        "circuit_breakers": breakers.states_for(context.tenant_id, livemode=context.livemode),
         "migrations": {"current": migrations.current, "head": migrations.head, "pending": migrations.pending},
     }

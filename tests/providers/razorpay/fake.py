@@ -50,6 +50,10 @@ class FakeRazorpay:
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    # Further accounts' key pairs (key id → key secret): each merchant has its own account.
+    other_keys: dict[str, str] = field(default_factory=dict)
+    # Key ids whose calls are answered 429: Razorpay's rate limits are per account.
+    rate_limited: set[str] = field(default_factory=set)
     # Status codes to answer the next requests with, before doing anything.
     fail_next: list[int] = field(default_factory=list)
     # Create the next refund, then answer 504 as if the response was lost on the way.
@@ -150,15 +154,22 @@ class FakeRazorpay:
 
     # --- the API ---------------------------------------------------------------------------
 
-    def _authorized(self, request: Request) -> bool:
+    @staticmethod
+    def _key_pair(request: Request) -> tuple[str, str]:
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "basic":
-            return False
+            return "", ""
         try:
             key_id, _, key_secret = base64.b64decode(encoded).decode().partition(":")
         except ValueError:
-            return False
-        return hmac.compare_digest(key_id, self.key_id) and hmac.compare_digest(key_secret, self.key_secret)
+            return "", ""
+        return key_id, key_secret
+
+    def _authorized(self, request: Request) -> bool:
+        key_id, key_secret = self._key_pair(request)
+        known = {self.key_id: self.key_secret, **self.other_keys}
+        expected = known.get(key_id)
+        return bool(key_id) and expected is not None and hmac.compare_digest(key_secret, expected)
 
     def _build(self) -> FastAPI:
         app = FastAPI()
@@ -169,6 +180,8 @@ class FakeRazorpay:
             fake.calls.append((request.method, request.url.path))
             if fake.fail_next:
                 return _error(fake.fail_next.pop(0), "injected failure", code="SERVER_ERROR")
+            if fake._key_pair(request)[0] in fake.rate_limited:
+                return _error(429, "Too many requests")
             if not fake._authorized(request):
                 return _error(401, "Authentication failed")
             return await call_next(request)

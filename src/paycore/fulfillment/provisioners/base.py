@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from paycore.circuit import BreakerKey
+
 
 class ProvisionerName(StrEnum):
     """What a product's fulfillment config names in `provisioner` (default: http)."""
@@ -44,7 +46,7 @@ class ProvisionFailed(Exception):
 
 class ProvisionerUnavailable(ProvisionFailed):
     """The remote system could not be reached or failed (transport error, 5xx): these, and only
-    these, count against its circuit breaker — one tenant's bad config must not stop everyone's."""
+    these, count against its circuit breakers — one tenant's bad config must not stop everyone's."""
 
 
 class Provisioner(Protocol):
@@ -58,8 +60,10 @@ class Provisioner(Protocol):
     name: str
     spends_operator_resources: bool
 
-    def target(self, request: ProvisionRequest) -> str:
-        """The name of the circuit breaker this call goes through (one per remote system)."""
+    def breaker_keys(self, request: ProvisionRequest) -> tuple[BreakerKey, ...]:
+        """The circuit breakers this call goes through, outermost first: a shared one only for a
+        remote system the operator runs, and always the requesting tenant's own, so a remote one
+        tenant chose (and broke) can never refuse another tenant's provisioning."""
         ...
 
     async def provision(self, request: ProvisionRequest) -> ProvisionResult: ...

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from paycore.circuit import BreakerKey
 from paycore.config import Settings
 from paycore.fulfillment.provisioners.base import (
     ProvisionerName,
@@ -37,8 +38,14 @@ class HttpProvisioner:
             raise ProvisionFailed("the product's fulfillment config has no http(s) url")
         return url
 
-    def target(self, request: ProvisionRequest) -> str:
-        return f"provisioner:http:{urlsplit(str(request.config.get('url', ''))).hostname}"
+    def breaker_keys(self, request: ProvisionRequest) -> tuple[BreakerKey, ...]:
+        # The tenant chose the host: no shared breaker, and the host stays out of the target name.
+        host = urlsplit(str(request.config.get("url", ""))).hostname
+        return (
+            BreakerKey.of_tenant(
+                "provisioner:http", request.tenant_id, livemode=request.livemode, remote=host
+            ),
+        )
 
     async def provision(self, request: ProvisionRequest) -> ProvisionResult:
         secret = self._settings.provisioner_secret

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from paycore.circuit import BreakerKey
 from paycore.config import Settings
 from paycore.fulfillment.provisioners.base import (
     ProvisionerName,
@@ -43,6 +44,9 @@ _ALLOWED = frozenset(
 )
 
 
+TARGET = "provisioner:pterodactyl"
+
+
 class PterodactylProvisioner:
     name: str = ProvisionerName.PTERODACTYL
     spends_operator_resources = True
@@ -51,8 +55,12 @@ class PterodactylProvisioner:
         self._settings = settings
         self._http = http
 
-    def target(self, request: ProvisionRequest) -> str:  # noqa: ARG002 (one panel for every request)
-        return "provisioner:pterodactyl"
+    def breaker_keys(self, request: ProvisionRequest) -> tuple[BreakerKey, ...]:
+        # The operator's one panel: shared, and each tenant's own within it.
+        return (
+            BreakerKey.shared(TARGET),
+            BreakerKey.of_tenant(TARGET, request.tenant_id, livemode=request.livemode),
+        )
 
     def _headers(self) -> dict[str, str]:
         if self._settings.pterodactyl_api_key is None:

@@ -153,6 +153,12 @@ class ProviderUnavailable(Exception):
     """The provider could not be reached or answered with a server error; a retry may succeed."""
 
 
+class ProviderThrottled(ProviderUnavailable):
+    """The provider held back this account's call (429 rate limit; Stripe's 409 for a request
+    with the same idempotency key in flight). A retry may succeed, but it says nothing of the
+    provider's health: it counts against the tenant's own breaker only."""
+
+
 class ProviderNotConfigured(Exception):
     """The tenant has not set this provider's credentials for this mode (or they are incomplete)."""
 

@@ -15,6 +15,7 @@ from paycore.payments.providers.base import (
     ProviderCredentials,
     ProviderNotConfigured,
     ProviderRequestRefused,
+    ProviderThrottled,
     ProviderUnavailable,
     VerifiedWebhook,
     WebhookRejected,
@@ -104,8 +105,10 @@ def parse_json_object(body: bytes, what: str) -> dict[str, Any]:
 
 
 def raise_for_provider(response: httpx.Response, provider: str) -> None:
-    """5xx and 429: the provider's trouble, a retry may work. Other 4xx: refused for good."""
-    if response.status_code >= 500 or response.status_code == 429:
+    """5xx: the provider's trouble; 429: the account's; a retry may work. Other 4xx: refused for good."""
+    if response.status_code == httpx.codes.TOO_MANY_REQUESTS:
+        raise ProviderThrottled(f"{provider} answered HTTP 429")
+    if response.status_code >= 500:
         raise ProviderUnavailable(f"{provider} answered HTTP {response.status_code}")
     if response.status_code >= 400:
         raise ProviderRequestRefused(

@@ -16,7 +16,12 @@ from typing import Any
 import httpx
 
 from paycore.config import Settings
-from paycore.payments.providers.base import ProviderCredentials, ProviderRequestRefused, ProviderUnavailable
+from paycore.payments.providers.base import (
+    ProviderCredentials,
+    ProviderRequestRefused,
+    ProviderThrottled,
+    ProviderUnavailable,
+)
 from paycore.payments.providers.common import ProviderHttp, json_object
 from paycore.payments.providers.paypal_shapes import first, mapping, text
 
@@ -158,10 +163,12 @@ class PayPalApi:
 
 
 def raise_for_paypal(response: httpx.Response) -> None:
-    """5xx and 429: PayPal's trouble, a retry may work. Other 4xx: refused for good — said with
-    PayPal's error name and issue, which name the problem without echoing what we sent."""
+    """5xx: PayPal's trouble; 429: the account's; a retry may work. Other 4xx: refused for good —
+    said with PayPal's error name and issue, which name the problem without echoing what we sent."""
     status = response.status_code
-    if status >= 500 or status == httpx.codes.TOO_MANY_REQUESTS:
+    if status == httpx.codes.TOO_MANY_REQUESTS:
+        raise ProviderThrottled("paypal answered HTTP 429")
+    if status >= 500:
         raise ProviderUnavailable(f"paypal answered HTTP {status}")
     if status >= 400:
         raise ProviderRequestRefused(f"paypal refused the request (HTTP {status}{_error_summary(response)})")

@@ -71,7 +71,7 @@ def build_registry(
     credentials: CredentialSource | None = None,
     http_transport: httpx.AsyncBaseTransport | None = None,
 ) -> ProviderRegistry:
-    """Every provider, each behind its breaker. `http_transport` (tests) routes their HTTP calls."""
+    """Every provider, each behind its breakers. `http_transport` (tests) routes their HTTP calls."""
     breakers = breakers or breakers_for(settings)
     credentials = credentials or CredentialStore(database, settings)
     http = ProviderHttp(timeout=settings.provider_timeout_seconds, transport=http_transport)
@@ -85,9 +85,7 @@ def build_registry(
     return ProviderRegistry(
         {
             provider.name: GuardedProvider(
-                provider,
-                breakers.get(f"provider:{provider.name}"),
-                timeout_seconds=settings.provider_timeout_seconds,
+                provider, breakers, timeout_seconds=settings.provider_timeout_seconds
             )
             for provider in providers
         },

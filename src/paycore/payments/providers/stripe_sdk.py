@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import httpx
 import stripe
 
-from paycore.payments.providers.base import ProviderRequestRefused, ProviderUnavailable
+from paycore.payments.providers.base import ProviderRequestRefused, ProviderThrottled, ProviderUnavailable
 from paycore.payments.providers.common import ERROR_EXCERPT, ProviderHttp
 
 T = TypeVar("T")
@@ -70,12 +70,15 @@ def scrub(text: str) -> str:
 
 
 def mapped_error(exc: stripe.StripeError) -> Exception:
-    """Connection trouble, 5xx, 429 and 409 (a request in flight with the same idempotency key):
-    a retry may work. Any other 4xx: Stripe refused for good, with its reason and no key."""
+    """Connection trouble and 5xx (Stripe's), 429 and 409 (a request in flight with the same
+    idempotency key: the account's): a retry may work. Any other 4xx: Stripe refused for good,
+    with its reason and no key."""
     status = exc.http_status
     if isinstance(exc, stripe.APIConnectionError) or status is None:
         return ProviderUnavailable("stripe could not be reached")
-    if status >= 500 or status in (409, 429):
+    if status in (409, 429):
+        return ProviderThrottled(f"stripe answered HTTP {status}")
+    if status >= 500:
         return ProviderUnavailable(f"stripe answered HTTP {status}")
     detail = exc.user_message or "no reason given"
     kind = exc.code or (exc.error.type if exc.error is not None else None)
