@@ -8,10 +8,11 @@ import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.audit.service import Actor
@@ -93,3 +94,36 @@ async def write_session(settings: Settings) -> AsyncIterator[AsyncSession]:
 
 def print_json(payload: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(payload) + "\n")
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help='Print one JSON object: {"data": [...]}.')]
+
+
+def print_rows(rows: list[dict[str, Any]], *, as_json: bool) -> None:
+    """A list as a table for a person, or as JSON for a script. Ids are never cut short, however
+    narrow the terminal: a person copies them into the next command (`keys revoke`, `outbox
+    replay`); other columns wrap instead."""
+    if as_json:
+        print_json({"data": rows})
+        return
+    if not rows:
+        console.print("(none)")
+        return
+    table = Table()
+    for name in rows[0]:
+        cells = [_cell(row[name]) for row in rows]
+        if name == "id" or name.endswith("_id"):
+            table.add_column(name, no_wrap=True, min_width=max(len(cell) for cell in cells))
+        else:
+            table.add_column(name.replace("_", " "), overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(value) for value in row.values()))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value) or "-"
+    return str(value)

@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlalchemy import select
 
-from paycore.cli.common import console, database_for, fail, run_async, settings_or_exit
+from paycore.cli.common import (
+    JsonOption,
+    console,
+    database_for,
+    fail,
+    print_rows,
+    run_async,
+    settings_or_exit,
+)
 from paycore.payments.inbox import replay_failed_event
 from paycore.payments.models import EventResult, PaymentEvent
 
@@ -22,6 +29,7 @@ def list_events(
         typer.Option(help="applied, ignored, unmatched, mismatch, failed, or pending (not yet applied)."),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """The newest events, optionally only those with one result."""
     settings = settings_or_exit(quiet_logs=True)
@@ -37,18 +45,20 @@ def list_events(
         async with database_for(settings) as database, database.session(write=False) as session:
             return list(await session.scalars(statement))
 
-    table = Table("id", "received", "provider", "type", "result", "tries", "error")
-    for event in run_async(work):
-        table.add_row(
-            event.id,
-            event.received_at.strftime("%Y-%m-%d %H:%M:%S"),
-            event.provider,
-            event.type,
-            event.result.value if event.result else "pending",
-            str(event.attempts),
-            (event.error or "")[:60],
-        )
-    console.print(table)
+    rows = [
+        {
+            "id": event.id,
+            "received": event.received_at.isoformat(),
+            "provider": event.provider,
+            "livemode": event.livemode,
+            "type": event.type,
+            "result": event.result.value if event.result else "pending",
+            "tries": event.attempts,
+            "error": event.error,
+        }
+        for event in run_async(work)
+    ]
+    print_rows(rows, as_json=as_json)
 
 
 @app.command("replay")

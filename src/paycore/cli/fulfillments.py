@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from paycore.cli.common import cli_actor, console, database_for, run_async, settings_or_exit, write_session
+from paycore.cli.common import (
+    JsonOption,
+    cli_actor,
+    console,
+    database_for,
+    print_rows,
+    run_async,
+    settings_or_exit,
+    write_session,
+)
 from paycore.clock import utcnow
 from paycore.fulfillment.models import Fulfillment, FulfillmentStatus
 from paycore.fulfillment.service import list_fulfillments, retry_fulfillment
@@ -22,6 +30,7 @@ def list_command(
         typer.Option(help="pending, retrying, succeeded, needs_attention, canceled."),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """The newest fulfillments, optionally only those with one status."""
     settings = settings_or_exit(quiet_logs=True)
@@ -30,17 +39,18 @@ def list_command(
         async with database_for(settings) as database, database.session(write=False) as session:
             return await list_fulfillments(session, status=status, limit=limit)
 
-    table = Table("id", "order", "kind", "status", "tries", "last error")
-    for fulfillment in run_async(work):
-        table.add_row(
-            fulfillment.id,
-            fulfillment.order_id,
-            fulfillment.kind.value,
-            fulfillment.status.value,
-            str(fulfillment.attempts),
-            (fulfillment.last_error or "")[:60],
-        )
-    console.print(table)
+    rows = [
+        {
+            "id": fulfillment.id,
+            "order_id": fulfillment.order_id,
+            "kind": fulfillment.kind.value,
+            "status": fulfillment.status.value,
+            "tries": fulfillment.attempts,
+            "last_error": fulfillment.last_error,
+        }
+        for fulfillment in run_async(work)
+    ]
+    print_rows(rows, as_json=as_json)
 
 
 @app.command("retry")

@@ -6,16 +6,17 @@ from datetime import timedelta
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from paycore.auth.models import ApiKey, KeyKind, KeyMode
 from paycore.auth.service import create_api_key, list_api_keys, revoke_api_key
 from paycore.cli.common import (
+    JsonOption,
     cli_actor,
     console,
     database_for,
     errors,
     print_json,
+    print_rows,
     run_async,
     settings_or_exit,
     write_session,
@@ -91,7 +92,7 @@ def create(
 @app.command("list")
 def list_keys(
     tenant: TenantOption,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List a tenant's keys (prefix and last four characters only)."""
     settings = settings_or_exit(quiet_logs=True)
@@ -104,40 +105,21 @@ def list_keys(
             owner = await get_tenant_by_slug(session, tenant)
             return await list_api_keys(session, tenant_id=owner.id)
 
-    keys = run_async(work)
-    if as_json:
-        print_json(
-            {
-                "data": [
-                    {
-                        "id": key.id,
-                        "redacted": key.redacted,
-                        "mode": key.mode.value,
-                        "kind": key.kind.value,
-                        "scopes": key.scopes,
-                        "status": _status(key),
-                        "created": key.created_at.isoformat(),
-                        "last_used": key.last_used_at.isoformat() if key.last_used_at else None,
-                        "expires": key.expires_at.isoformat() if key.expires_at else None,
-                    }
-                    for key in keys
-                ]
-            }
-        )
-        return
-    table = Table("id", "key", "mode", "kind", "scopes", "status", "last used", "expires")
-    for key in keys:
-        table.add_row(
-            key.id,
-            key.redacted,
-            key.mode.value,
-            key.kind.value,
-            ",".join(key.scopes) or "-",
-            _status(key),
-            key.last_used_at.strftime("%Y-%m-%d %H:%M") if key.last_used_at else "never",
-            key.expires_at.strftime("%Y-%m-%d") if key.expires_at else "-",
-        )
-    console.print(table)
+    rows = [
+        {
+            "id": key.id,
+            "redacted": key.redacted,
+            "mode": key.mode.value,
+            "kind": key.kind.value,
+            "scopes": key.scopes,
+            "status": _status(key),
+            "created": key.created_at.isoformat(),
+            "last_used": key.last_used_at.isoformat() if key.last_used_at else None,
+            "expires": key.expires_at.isoformat() if key.expires_at else None,
+        }
+        for key in run_async(work)
+    ]
+    print_rows(rows, as_json=as_json)
 
 
 @app.command("revoke")

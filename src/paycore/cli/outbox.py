@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from paycore.cli.common import console, database_for, fail, run_async, settings_or_exit
+from paycore.cli.common import (
+    JsonOption,
+    console,
+    database_for,
+    fail,
+    print_rows,
+    run_async,
+    settings_or_exit,
+)
 from paycore.outbox.models import OutboxMessage, OutboxStatus
 from paycore.outbox.service_admin import list_messages, replay
 
@@ -20,6 +27,7 @@ app = typer.Typer(
 def list_command(
     status: Annotated[OutboxStatus | None, typer.Option(help="pending, retrying, sent or dead.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """The newest messages, optionally only those with one status."""
     settings = settings_or_exit(quiet_logs=True)
@@ -28,18 +36,19 @@ def list_command(
         async with database_for(settings) as database, database.session(write=False) as session:
             return await list_messages(session, status=status, limit=limit)
 
-    table = Table("id", "created", "channel", "topic", "status", "tries", "last error")
-    for message in run_async(work):
-        table.add_row(
-            message.id,
-            message.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            message.channel.value,
-            message.topic,
-            message.status.value,
-            str(message.attempts),
-            (message.last_error or "")[:60],
-        )
-    console.print(table)
+    rows = [
+        {
+            "id": message.id,
+            "created": message.created_at.isoformat(),
+            "channel": message.channel.value,
+            "topic": message.topic,
+            "status": message.status.value,
+            "tries": message.attempts,
+            "last_error": message.last_error,
+        }
+        for message in run_async(work)
+    ]
+    print_rows(rows, as_json=as_json)
 
 
 @app.command("replay")
