@@ -23,6 +23,7 @@ from paycore.customers.endpoints import router as customers_router
 from paycore.db import Database, create_engine
 from paycore.errors import install_error_handlers
 from paycore.idempotency.middleware import IdempotencyMiddleware
+from paycore.invalidation import CacheKind, invalidations_for
 from paycore.logging import configure_logging, get_logger
 from paycore.merchant_webhooks.endpoints import router as webhook_endpoints_router
 from paycore.middleware import (
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             app.state.providers = build_registry(settings, app.state.database, app.state.breakers)
         if settings.redis_url is not None:
             app.state.redis = Redis.from_url(settings.redis_url.get_secret_value())
+        await app.state.invalidations.start(app.state.database)
         if settings.is_production:
             await warn_about_refused_webhooks(app.state.database, app.state.providers)
         log.info(
@@ -126,6 +128,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             yield
         finally:
             app.state.shutting_down = True
+            await app.state.invalidations.stop()
             if app.state.providers is not None:
                 await app.state.providers.aclose()
             if app.state.rate_limiter is not None:
@@ -155,6 +158,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.redis = None
     app.state.rate_limiter = None
     app.state.standing = StandingCache()
+    app.state.invalidations = invalidations_for(settings)
+    app.state.invalidations.subscribe(CacheKind.TENANT_STANDING, app.state.standing.drop)
     app.state.shutting_down = False
 
     install_error_handlers(app)
