@@ -23,6 +23,7 @@ from paycore.payments.providers.registry import build_registry
 from paycore.payments.reconcile import reconcile_open_payments
 from paycore.payments.refunds import submit_pending_refunds
 from paycore.sandbox.credentials import webhook_secret
+from paycore.sandbox.delivery import deliver_due_webhooks
 from paycore.sandbox.signing import SIGNATURE_HEADER, sign
 from tests.flows.helpers import Shop, buy, confirm, create_product, deliver, open_shop, order
 
@@ -201,6 +202,25 @@ class TestOddPayments:
         assert "order.needs_review" in merchant_events
         stock = (await client.get(f"/v1/products/{product['id']}/inventory", headers=shop.secret)).json()
         assert (stock["on_hand"], stock["reserved"]) == (5, 0)  # nothing sold
+
+    async def test_the_sandbox_delay_switch_holds_the_webhooks_back_until_their_time(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        """Finding 17: `chaos.delay_seconds` keeps the provider's webhooks queued for that long:
+        nothing moves before, and the order is paid once they are due."""
+        product = await create_product(client, shop)
+        bought = await buy(client, shop, product["id"])
+        confirmed = await confirm(client, bought["payment"]["id"], delay_seconds=120)
+        assert confirmed.status_code == 200, confirmed.text
+
+        assert await deliver_due_webhooks(db, settings, client, now=utcnow() + timedelta(seconds=110)) == 0
+        assert (await order(client, shop, bought["order"]["id"]))["status"] == "pending_payment"
+        assert await events(db, shop.tenant_id) == []
+
+        assert await deliver_due_webhooks(db, settings, client, now=utcnow() + timedelta(seconds=121)) == 2
+        paid = await order(client, shop, bought["order"]["id"])
+        assert paid["paid_at"] is not None
+        assert paid["status"] == "fulfilled"  # a physical product's stock is taken at once
 
     async def test_declined_payment_leaves_the_order_payable(
         self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
