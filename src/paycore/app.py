@@ -8,7 +8,6 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from redis.asyncio import Redis
 
@@ -29,6 +28,7 @@ from paycore.merchant_webhooks.endpoints import router as webhook_endpoints_rout
 from paycore.middleware import (
     REQUEST_ID_HEADER,
     BodyLimitMiddleware,
+    EnvelopeCORSMiddleware,
     JsonDepthMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
@@ -165,7 +165,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            EnvelopeCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
             allow_headers=_CORS_HEADERS,
