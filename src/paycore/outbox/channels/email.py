@@ -129,9 +129,7 @@ class EmailChannel:
     async def send(self, email: RenderedEmail, *, outbox_id: str) -> DeliveryOutcome:
         settings = self._settings
         if settings.smtp_host is None:
-            log.info(
-                "email_logged", to=email.to, subject=email.subject, text=email.text, outbox_id=outbox_id
-            )
+            log.info("email_logged", to=email.to, subject=email.subject, text=email.text, outbox_id=outbox_id)
             return DeliveryOutcome.delivered("logged (no SMTP server configured)")
         mail = EmailMessage()
         mail["From"] = settings.smtp_from
