@@ -9,7 +9,6 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from redis.asyncio import Redis
 
@@ -25,11 +24,13 @@ from paycore.customers.endpoints import router as customers_router
 from paycore.db import Database, create_engine
 from paycore.errors import install_error_handlers
 from paycore.idempotency.middleware import IdempotencyMiddleware
+from paycore.invalidation import CacheKind, invalidations_for
 from paycore.logging import configure_logging, get_logger
 from paycore.merchant_webhooks.endpoints import router as webhook_endpoints_router
 from paycore.middleware import (
     REQUEST_ID_HEADER,
     BodyLimitMiddleware,
+    EnvelopeCORSMiddleware,
     JsonDepthMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             app.state.providers = build_registry(settings, app.state.database, app.state.breakers)
         if settings.redis_url is not None:
             app.state.redis = Redis.from_url(settings.redis_url.get_secret_value())
+        await app.state.invalidations.start(app.state.database)
         if settings.is_production:
             await warn_about_refused_webhooks(app.state.database, app.state.providers)
             if app.state.database.dialect_name == "sqlite":
@@ -131,6 +133,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             yield
         finally:
             app.state.shutting_down = True
+            await app.state.invalidations.stop()
             if app.state.providers is not None:
                 await app.state.providers.aclose()
             if app.state.rate_limiter is not None:
@@ -161,12 +164,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.redis = None
     app.state.rate_limiter = None
     app.state.standing = StandingCache()
+    app.state.invalidations = invalidations_for(settings)
+    app.state.invalidations.subscribe(CacheKind.TENANT_STANDING, app.state.standing.drop)
     app.state.shutting_down = False
 
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            EnvelopeCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
             allow_headers=_CORS_HEADERS,

@@ -12,9 +12,18 @@ import time
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paycore.errors import INTERNAL_ERROR_MESSAGE, InvalidRequest, PaycoreError, error_body
+from paycore.errors import (
+    INTERNAL_ERROR_MESSAGE,
+    ErrorType,
+    InvalidRequest,
+    PaycoreError,
+    error_body,
+    error_response,
+)
 from paycore.ids import new_id
 from paycore.logging import get_logger, reset_request_id, set_request_id
 from paycore.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS, OTHER_METHOD, UNMATCHED_ROUTE
@@ -131,6 +140,29 @@ async def send_error(send: Send, error: PaycoreError) -> None:
 
 async def _send_internal_error(send: Send) -> None:
     await send_error(send, PaycoreError(INTERNAL_ERROR_MESSAGE))
+
+
+class EnvelopeCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered in the one error envelope instead of
+    a plain-text body (its CORS headers kept: they say what would have been allowed)."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ")
+        headers = {
+            name: value
+            for name, value in response.headers.items()
+            if name not in ("content-length", "content-type")
+        }
+        return error_response(
+            400,
+            error_type=ErrorType.INVALID_REQUEST,
+            code="cors_refused",
+            message=f"This cross-origin request is not allowed (refused: {refused}).",
+            headers=headers,
+        )
 
 
 class BodyTooLarge(Exception):

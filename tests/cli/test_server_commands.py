@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -276,3 +277,91 @@ class TestGracefulShutdown:
 
         output, _ = process.communicate(timeout=15)
         assert process.returncode == 0, output
+
+    def test_a_request_in_flight_at_sigterm_completes_and_new_connections_are_refused(
+        self, sqlite_env: dict[str, str], tmp_path: Path, processes: list[subprocess.Popen[str]]
+    ) -> None:
+        """Finding 17: a merchant's PATCH whose body is still arriving when SIGTERM comes (a slow
+        client: no test-only slow route needed) is answered 200 after the server has stopped
+        accepting connections; then the process exits 0."""
+        created = run_paycore(
+            "tenants",
+            "create",
+            "--slug",
+            "drain-shop",
+            "--name",
+            "Drain",
+            "--json",
+            env=sqlite_env,
+            cwd=tmp_path,
+        )
+        assert created.returncode == 0, created.stderr
+        keyed = run_paycore(
+            "keys",
+            "create",
+            "--tenant",
+            "drain-shop",
+            "--mode",
+            "test",
+            "--kind",
+            "secret",
+            "--json",
+            env=sqlite_env,
+            cwd=tmp_path,
+        )
+        assert keyed.returncode == 0, keyed.stderr
+        key = json.loads([line for line in keyed.stdout.splitlines() if line.startswith("{")][-1])["key"]
+        port = free_port()
+        process = start(
+            ["serve", "--port", str(port)], {**sqlite_env, "PAYCORE_SHUTDOWN_DRAIN_SECONDS": "1"}, tmp_path
+        )
+        processes.append(process)
+        wait_until_healthy(port, process)
+        auth = {"Authorization": f"Bearer {key}"}
+        product = httpx.post(
+            f"http://127.0.0.1:{port}/v1/products",
+            json={"name": "Widget", "price": 2500, "currency": "EUR", "kind": "digital"},
+            headers=auth,
+        )
+        assert product.status_code == 201, product.text
+
+        body = json.dumps({"price": 2700}).encode()
+        head = (
+            f"PATCH /v1/products/{product.json()['id']} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as in_flight:
+            in_flight.sendall(head + body[:5])  # the request has begun; its body is not all here
+            process.send_signal(signal.SIGTERM)
+            wait_until_refused(port)  # drained: the listening socket is closed
+            # The server now waits on what is in flight (and would cancel it if it did not).
+            wait_for_output(process, "Waiting for connections to close")
+            in_flight.sendall(body[5:])
+            answer = read_response(in_flight)
+
+        status_line, _, rest = answer.partition(b"\r\n")
+        assert status_line == b"HTTP/1.1 200 OK", answer
+        assert json.loads(rest.partition(b"\r\n\r\n")[2])["price"] == 2700
+        output, _ = process.communicate(timeout=15)
+        assert process.returncode == 0, output
+
+
+def wait_until_refused(port: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                pass
+        except ConnectionRefusedError:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the server still accepts connections")
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (`Connection: close`)."""
+    chunks: list[bytes] = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)

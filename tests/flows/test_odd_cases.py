@@ -23,6 +23,7 @@ from paycore.payments.providers.registry import build_registry
 from paycore.payments.reconcile import reconcile_open_payments
 from paycore.payments.refunds import submit_pending_refunds
 from paycore.sandbox.credentials import webhook_secret
+from paycore.sandbox.delivery import deliver_due_webhooks
 from paycore.sandbox.signing import SIGNATURE_HEADER, sign
 from tests.flows.helpers import Shop, buy, confirm, create_product, deliver, open_shop, order
 
@@ -172,6 +173,54 @@ class TestOddPayments:
         assert await outbox_topics(db, shop.tenant_id, OutboxChannel.OPS_ALERT) == ["amount_mismatch"]
         stock = (await client.get(f"/v1/products/{product['id']}/inventory", headers=shop.secret)).json()
         assert (stock["on_hand"], stock["reserved"]) == (5, 0)  # nothing sold, nothing held
+
+    async def test_a_payment_in_another_currency_goes_to_review_and_is_never_paid(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        """Finding 17: the right number in the wrong currency (2000 USD for a 2000 EUR order) is
+        not the order's money: review and an ops alert, never `paid`, nothing counted as paid."""
+        product = await create_product(client, shop, price=2000, currency="EUR", stock=5)
+        bought = await buy(client, shop, product["id"])
+        request = signed(
+            settings,
+            shop,
+            payment_event(bought["payment"]["id"], event_id="sbevt_usd", amount=2000, currency="USD"),
+        )
+        response = await client.post(f"/webhooks/sandbox/{shop.slug}", **request)
+        assert (response.status_code, response.json()["result"]) == (200, "mismatch")
+
+        detail = await order(client, shop, bought["order"]["id"])
+        assert (detail["status"], detail["review_reason"], detail["paid_at"]) == (
+            "needs_review",
+            "amount_mismatch",
+            None,
+        )
+        assert detail["amount_paid"] == 0  # dollars are not euros
+        assert await outbox_topics(db, shop.tenant_id, OutboxChannel.OPS_ALERT) == ["amount_mismatch"]
+        merchant_events = await outbox_topics(db, shop.tenant_id, OutboxChannel.MERCHANT_WEBHOOK)
+        assert "order.paid" not in merchant_events
+        assert "order.needs_review" in merchant_events
+        stock = (await client.get(f"/v1/products/{product['id']}/inventory", headers=shop.secret)).json()
+        assert (stock["on_hand"], stock["reserved"]) == (5, 0)  # nothing sold
+
+    async def test_the_sandbox_delay_switch_holds_the_webhooks_back_until_their_time(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        """Finding 17: `chaos.delay_seconds` keeps the provider's webhooks queued for that long:
+        nothing moves before, and the order is paid once they are due."""
+        product = await create_product(client, shop)
+        bought = await buy(client, shop, product["id"])
+        confirmed = await confirm(client, bought["payment"]["id"], delay_seconds=120)
+        assert confirmed.status_code == 200, confirmed.text
+
+        assert await deliver_due_webhooks(db, settings, client, now=utcnow() + timedelta(seconds=110)) == 0
+        assert (await order(client, shop, bought["order"]["id"]))["status"] == "pending_payment"
+        assert await events(db, shop.tenant_id) == []
+
+        assert await deliver_due_webhooks(db, settings, client, now=utcnow() + timedelta(seconds=121)) == 2
+        paid = await order(client, shop, bought["order"]["id"])
+        assert paid["paid_at"] is not None
+        assert paid["status"] == "fulfilled"  # a physical product's stock is taken at once
 
     async def test_declined_payment_leaves_the_order_payable(
         self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop

@@ -10,14 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.db import Database
 from paycore.merchant_webhooks.delivery import MerchantWebhookChannel
-from paycore.merchant_webhooks.models import WebhookEndpoint
+from paycore.merchant_webhooks.models import WebhookAttempt, WebhookEndpoint
 from paycore.outbox.dispatch import OutboxDispatcher
 from paycore.outbox.models import OutboxChannel, OutboxMessage, OutboxStatus
 from tests.conftest import make_settings
@@ -168,13 +168,43 @@ class TestSigning:
         first, second = receiver.received
         assert first["id"] == second["id"]
         assert first["timestamp"] != second["timestamp"]
-        assert second["verified_with"] == [endpoint["secret"]]
+        assert first["verified_with"] == second["verified_with"] == [endpoint["secret"]]
         attempts = (
             await client.get(f"/v1/webhook_endpoints/{endpoint['id']}/attempts", headers=shop.secret)
         ).json()["data"]
         assert [(a["succeeded"], a["status_code"]) for a in attempts] == [(True, 200), (False, 500)]
         assert attempts[1]["response_excerpt"] == "try again"
         assert all(a["latency_ms"] >= 0 for a in attempts)
+
+    async def test_a_copy_sent_again_after_a_crash_has_the_same_id_and_a_valid_signature(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, receiver: Receiver
+    ) -> None:
+        """Finding 16: the worker is killed after the merchant took the event but before it
+        recorded that (the attempt and the row's `sent` are lost with it); the row's claim runs
+        out and another worker sends the event again."""
+        shop = await open_shop(db)
+        endpoint = await add_endpoint(client, shop, events=["order.paid"])
+        receiver.secrets = [endpoint["secret"]]
+        await paid_order(db, settings, client, shop)
+        await drain(worker(db, settings, receiver))
+        async with db.session() as session:  # what the crash never wrote
+            await session.execute(delete(WebhookAttempt))
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.topic == "order.paid")
+                .values(
+                    status=OutboxStatus.PENDING,
+                    attempts=0,
+                    sent_at=None,
+                    next_attempt_at=utcnow() - timedelta(seconds=1),
+                )
+            )
+        await drain(worker(db, settings, receiver))
+
+        first, second = receiver.received
+        assert first["id"] == second["id"] == first["body"]["id"]
+        assert first["body"] == second["body"]
+        assert first["verified_with"] == second["verified_with"] == [endpoint["secret"]]
 
     async def test_during_a_rotation_both_secrets_sign(
         self, db: Database, settings: Settings, client: httpx.AsyncClient, receiver: Receiver

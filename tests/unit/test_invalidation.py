@@ -5,6 +5,14 @@ from __future__ import annotations
 from paycore.invalidation import CacheKind, InvalidationChannel
 from paycore.invalidation.channel import encode
 
+STRAYS = (
+    b"",
+    b"not json",
+    b"[]",
+    b'{"kind": "nope", "key": "x"}',
+    b'{"kind": "tenant_standing", "key": 7}',
+)
+
 
 def recording_channel() -> tuple[InvalidationChannel, list[str | None]]:
     channel = InvalidationChannel()
@@ -27,13 +35,7 @@ class TestInvalidationChannel:
 
     def test_anything_else_on_the_channel_is_ignored_without_raising(self) -> None:
         channel, dropped = recording_channel()
-        for stray in (
-            b"",
-            b"not json",
-            b"[]",
-            b'{"kind": "nope", "key": "x"}',
-            b'{"kind": "tenant_standing", "key": 7}',
-        ):
+        for stray in STRAYS:
             channel.receive(stray)
         assert dropped == []
 

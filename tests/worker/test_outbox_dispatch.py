@@ -317,6 +317,55 @@ class TestEmail:
         assert email_row is not None
         assert email_row.status is OutboxStatus.SENT
 
+    async def test_a_resent_email_carries_the_same_message_id(
+        self, db: Database, client: httpx.AsyncClient
+    ) -> None:
+        """Finding 16: a server that took the mail but whose acknowledgement was lost (here: it
+        keeps the data, then answers 451) gets it again on the retry — as the same mail."""
+        received: list[Message] = []
+
+        class LosesTheFirstAcknowledgement:
+            async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+                received.append(message_from_bytes(envelope.content))  # type: ignore[attr-defined]
+                return "451 Try again later" if len(received) == 1 else "250 OK"
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        controller = Controller(LosesTheFirstAcknowledgement(), hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            settings = make_settings(
+                database_url=db.engine.url.render_as_string(hide_password=False),
+                smtp_host="127.0.0.1",
+                smtp_port=port,
+                smtp_security="none",
+                smtp_from="Shop <shop@example.com>",
+            )
+            shop = await open_shop(db)
+            product = await create_product(client, shop)
+            bought = await buy(client, shop, product["id"])
+            await confirm(client, bought["payment"]["id"])
+            await deliver(db, make_settings(database_url=settings.database_url), client)
+            async with db.session(write=False) as session:
+                email_id = await session.scalar(
+                    select(OutboxMessage.id).where(OutboxMessage.channel == OutboxChannel.EMAIL)
+                )
+            assert email_id is not None
+            worker = OutboxDispatcher(
+                db, {OutboxChannel.EMAIL: EmailChannel(settings, db)}, settings, worker_id="w"
+            )
+            await worker.process_batch(asyncio.Event())
+            assert (await row(db, email_id)).status is OutboxStatus.RETRYING
+            await make_due(db, email_id)
+            await worker.process_batch(asyncio.Event())
+        finally:
+            controller.stop()
+
+        assert (await row(db, email_id)).status is OutboxStatus.SENT
+        first, second = received
+        assert first["Message-ID"] == second["Message-ID"] == f"<{email_id}@example.com>"
+
     async def test_without_smtp_the_email_is_logged(
         self, db: Database, settings: Settings, client: httpx.AsyncClient
     ) -> None:

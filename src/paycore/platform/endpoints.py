@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.db import Database
 from paycore.dependencies import DatabaseDep, ReadSessionDep, WriteSessionDep
+from paycore.invalidation import CacheKind, InvalidationChannel
 from paycore.platform import service
 from paycore.platform.dependencies import PlatformDep
 from paycore.platform.schemas import (
@@ -21,7 +22,7 @@ from paycore.platform.schemas import (
 )
 from paycore.schemas import DEFAULT_LIMIT, CursorQuery, LimitQuery, ListOut
 from paycore.tenancy.models import Plan, TenantStatus
-from paycore.tenancy.standing import StandingCache, may_sell
+from paycore.tenancy.standing import may_sell
 
 router = APIRouter(prefix="/v1/platform", tags=["platform"])
 
@@ -57,9 +58,9 @@ def tenant_out(view: service.TenantView) -> PlatformTenantOut:
     )
 
 
-def _standing(request: Request) -> StandingCache:
-    cache: StandingCache = request.app.state.standing
-    return cache
+def _invalidations(request: Request) -> InvalidationChannel:
+    channel: InvalidationChannel = request.app.state.invalidations
+    return channel
 
 
 @router.post("/tenants", status_code=status.HTTP_201_CREATED, summary="Create a tenant (merchant)")
@@ -96,11 +97,11 @@ async def _change_standing(
     tenant_id: str,
     change: Callable[[AsyncSession], Awaitable[service.TenantView]],
 ) -> PlatformTenantOut:
-    """Make a change to a tenant's standing, then forget the cached standing — after the commit,
-    so no request can cache the old standing again in between."""
+    """Make a change to a tenant's standing, then tell every process to forget the cached
+    standing — after the commit, so no request can cache the old standing again in between."""
     async with database.session(write=True) as session:
         out = tenant_out(await change(session))
-    _standing(request).drop(tenant_id)
+    await _invalidations(request).publish(CacheKind.TENANT_STANDING, tenant_id)
     return out
 
 

@@ -1,8 +1,9 @@
 """A tenant's standing — may it sell, and within which plan limits — cached per process.
 
 Read on every merchant and storefront call, so it is cached for `TTL_SECONDS`; the platform API
-drops a tenant's entry (or all, for a plan change) when it changes them, in this process at once
-and in others within the TTL.
+publishes a `CacheKind.TENANT_STANDING` invalidation when it changes a tenant, and every process
+drops that entry within a second (`paycore.invalidation`). The TTL is the fallback for a
+message lost while a process was not listening.
 """
 
 from __future__ import annotations
@@ -68,19 +69,24 @@ class StandingCache:
         self._ttl = ttl
         self._clock = clock
         self._entries: dict[str, tuple[float, Standing]] = {}
+        # Bumped by every drop: a load that raced a drop must not store what it read before it.
+        self._generation = 0
 
     async def get(self, database: Database, tenant_id: str) -> Standing:
         entry = self._entries.get(tenant_id)
         now = self._clock()
         if entry is not None and entry[0] > now:
             return entry[1]
+        generation = self._generation
         async with database.session(write=False) as session:
             standing = await load_standing(session, tenant_id)
-        self._entries[tenant_id] = (now + self._ttl, standing)
+        if generation == self._generation:
+            self._entries[tenant_id] = (now + self._ttl, standing)
         return standing
 
     def drop(self, tenant_id: str | None = None) -> None:
         """Forget one tenant's standing, or everyone's (a plan changed)."""
+        self._generation += 1
         if tenant_id is None:
             self._entries.clear()
         else:

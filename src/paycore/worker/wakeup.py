@@ -11,13 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import asyncpg
-from sqlalchemy.engine import make_url
-
 from paycore.config import Settings
-from paycore.logging import get_logger
-
-log = get_logger(__name__)
+from paycore.pg_listen import listen_forever
 
 CHANNEL = "paycore_work"
 
@@ -51,45 +46,28 @@ class Wakeup:
 class PostgresWakeup(Wakeup):
     def __init__(self, settings: Settings) -> None:
         super().__init__()
-        self._dsn = (
-            make_url(settings.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        )
-        self._timeout = settings.database_connect_timeout_seconds
+        self._settings = settings
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen_forever())
+        self._task = asyncio.create_task(
+            listen_forever(
+                self._settings,
+                CHANNEL,
+                on_payload=lambda _: self.notify(),
+                # Anything written while we were not listening is due now.
+                on_listening=self.notify,
+                listening=self.listening,
+                name="worker",
+            )
+        )
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-    async def _listen_forever(self) -> None:
-        delay = 1.0
-        while True:
-            lost = asyncio.Event()
-            try:
-                connection = await asyncpg.connect(self._dsn, timeout=self._timeout)
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-                log.warning("worker_listen_unavailable", error=repr(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            try:
-                connection.add_termination_listener(lambda _, lost=lost: lost.set())
-                await connection.add_listener(CHANNEL, lambda *_: self.notify())
-                self.listening.set()
-                delay = 1.0
-                self.notify()  # anything written while we were not listening is due now
-                await lost.wait()
-                log.warning("worker_listen_lost")
-            finally:
-                self.listening.clear()
-                with contextlib.suppress(Exception):
-                    await connection.close(timeout=2)
 
 
 def wakeup_for(settings: Settings) -> Wakeup:

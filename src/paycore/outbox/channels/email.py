@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,14 @@ class EmailRenderer:
         )
 
 
+def stable_message_id(outbox_id: str, sender: str) -> str:
+    """`<outbox row id@sender's domain>`: identical on every retry of one outbox row, so a copy
+    sent again after a crash or a lost acknowledgement is recognisably the same mail (mail
+    servers and clients drop repeats by Message-ID, RFC 5322 §3.6.4)."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "paycore.invalid"
+    return f"<{outbox_id}@{domain}>"
+
+
 def email_context(payload: dict[str, Any]) -> dict[str, Any]:
     """Template values from an outbox payload, with amounts formatted for people."""
     context = dict(payload)
@@ -116,21 +124,18 @@ class EmailChannel:
             tenant_id=message.tenant_id,
             payload=message.payload,
         )
-        return await self.send(rendered, message_id=message.id)
+        return await self.send(rendered, outbox_id=message.id)
 
-    async def send(self, email: RenderedEmail, *, message_id: str) -> DeliveryOutcome:
+    async def send(self, email: RenderedEmail, *, outbox_id: str) -> DeliveryOutcome:
         settings = self._settings
         if settings.smtp_host is None:
-            log.info(
-                "email_logged", to=email.to, subject=email.subject, text=email.text, outbox_id=message_id
-            )
+            log.info("email_logged", to=email.to, subject=email.subject, text=email.text, outbox_id=outbox_id)
             return DeliveryOutcome.delivered("logged (no SMTP server configured)")
         mail = EmailMessage()
         mail["From"] = settings.smtp_from
         mail["To"] = email.to
         mail["Subject"] = email.subject
-        # Stable per outbox row: a resend after a lost acknowledgement is recognisably the same mail.
-        mail["Message-ID"] = make_msgid(idstring=message_id, domain="paycore")
+        mail["Message-ID"] = stable_message_id(outbox_id, settings.smtp_from)
         mail.set_content(email.text)
         mail.add_alternative(email.html, subtype="html")
         try:
@@ -192,4 +197,4 @@ class OpsAlertChannel:
             tenant_id=message.tenant_id,
             payload={"details": {}, **payload},
         )
-        return await self._email.send(rendered, message_id=message.id)
+        return await self._email.send(rendered, outbox_id=message.id)
