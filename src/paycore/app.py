@@ -25,6 +25,7 @@ from paycore.errors import install_error_handlers
 from paycore.idempotency.middleware import IdempotencyMiddleware
 from paycore.logging import configure_logging, get_logger
 from paycore.merchant_webhooks.endpoints import router as webhook_endpoints_router
+from paycore.merchant_webhooks.targets import warn_if_private_targets_allowed
 from paycore.middleware import (
     REQUEST_ID_HEADER,
     BodyLimitMiddleware,
@@ -39,6 +40,7 @@ from paycore.payments.providers.registry import ProviderRegistry, breakers_for, 
 from paycore.platform.endpoints import router as platform_router
 from paycore.provider_credentials.endpoints import router as provider_credentials_router
 from paycore.provider_credentials.service import webhooks_without_secret
+from paycore.provisioning_targets.endpoints import router as provisioning_targets_router
 from paycore.ratelimit import RateLimiter, RateLimitMiddleware
 from paycore.sandbox.endpoints import router as sandbox_router
 from paycore.schemas import ERROR_RESPONSES
@@ -117,6 +119,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             app.state.redis = Redis.from_url(settings.redis_url.get_secret_value())
         if settings.is_production:
             await warn_about_refused_webhooks(app.state.database, app.state.providers)
+        warn_if_private_targets_allowed(settings)
         log.info(
             "paycore_started",
             env=settings.env.value,
@@ -190,6 +193,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         customers_router,
         webhook_router,
         webhook_endpoints_router,
+        provisioning_targets_router,
         provider_credentials_router,
         platform_router,
         admin_router,

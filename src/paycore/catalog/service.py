@@ -21,6 +21,7 @@ from paycore.clock import utcnow
 from paycore.db import upsert_insert
 from paycore.errors import Conflict, NotFound
 from paycore.pagination import Page, paginate
+from paycore.provisioning_targets.service import check_provisioning_spec
 from paycore.tenancy.limits import check_product_limit
 
 DEFAULT_FULFILLMENT = {
@@ -56,6 +57,7 @@ async def create_product(
     fulfillment: dict[str, Any] | None = None,
     active: bool = True,
 ) -> Product:
+    await check_provisioning_spec(session, context, fulfillment)
     await check_product_limit(session, tenant_id=context.tenant_id, livemode=context.livemode)
     product = Product(
         tenant_id=context.tenant_id,
@@ -118,6 +120,7 @@ async def update_product(
     product = await get_product(session, context, product_id)
     if product.deleted_at is not None:
         raise Conflict("A deleted product cannot be changed.", code="product_deleted")
+    await check_provisioning_spec(session, context, changes.get("fulfillment"))
     before = product_snapshot(product)
     for field, value in changes.items():
         setattr(product, field, value)

@@ -7,6 +7,9 @@ attempt created it and then timed out, the retry finds it instead of creating a 
 The product's fulfillment config carries the creation fields of `POST /api/application/servers`
 under `server`: `user`, `egg`, `docker_image`, `startup`, `environment`, `limits`,
 `feature_limits`, and `allocation` or `deploy` (optional `name`, `description`).
+
+What the panel answers is recorded as its status only (a fulfillment's `last_error` reaches the
+tenant in `fulfillment.failed`); its body goes to the operator's log, redacted.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from paycore.fulfillment.provisioners.base import (
     ProvisionRequest,
     ProvisionResult,
 )
+from paycore.logging import get_logger, redact_text
+
+log = get_logger(__name__)
 
 _REQUIRED = ("user", "egg", "docker_image", "startup", "limits", "feature_limits")
 # Only these creation fields pass from a product's config to the operator's panel.
@@ -93,9 +99,7 @@ class PterodactylProvisioner:
         if response.status_code == 404:
             return None
         if not response.is_success:
-            raise ProvisionFailed(
-                f"looking the server up: HTTP {response.status_code}: {response.text[:300]}"
-            )
+            raise ProvisionFailed(f"looking the server up: {_refused(response)}")
         return _server_id(response)
 
     async def provision(self, request: ProvisionRequest) -> ProvisionResult:
@@ -111,18 +115,27 @@ class PterodactylProvisioner:
                 return ProvisionResult(result_ref=existing)
             response = await self._http.post(self._api("/servers"), json=body, headers=self._headers())
         except httpx.HTTPError as exc:
-            raise ProvisionerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise ProvisionerUnavailable(type(exc).__name__) from exc
         if response.status_code >= 500:
-            raise ProvisionerUnavailable(
-                f"creating the server: HTTP {response.status_code}: {response.text[:300]}"
-            )
+            raise ProvisionerUnavailable(f"creating the server: {_refused(response)}")
         if not response.is_success:
-            raise ProvisionFailed(f"creating the server: HTTP {response.status_code}: {response.text[:300]}")
+            raise ProvisionFailed(f"creating the server: {_refused(response)}")
         return ProvisionResult(result_ref=_server_id(response))
+
+
+def _refused(response: httpx.Response) -> str:
+    log.warning(
+        "pterodactyl_refused",
+        path=response.request.url.path,
+        status=response.status_code,
+        body=redact_text(response.text[:300]),
+    )
+    return f"HTTP {response.status_code}"
 
 
 def _server_id(response: httpx.Response) -> str:
     try:
         return str(response.json()["attributes"]["id"])
     except (ValueError, KeyError, TypeError):
-        raise ProvisionFailed(f"the panel answered without a server id: {response.text[:200]}") from None
+        _refused(response)
+        raise ProvisionFailed("the panel answered without a server id") from None
