@@ -16,16 +16,21 @@ import pytest
 from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from paycore.app import create_app
 from paycore.auth.models import KeyMode
 from paycore.catalog.models import Product
 from paycore.circuit import Breakers
+from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.db import Database
 from paycore.fulfillment.dispatch import FulfillmentDispatcher
 from paycore.fulfillment.models import Fulfillment, FulfillmentStatus
 from paycore.fulfillment.provisioners.registry import build_provisioners
 from paycore.provisioning_targets.models import ProvisioningTarget
+from paycore.provisioning_targets.service import reseal_targets, signing_target
+from paycore.secrets_box import SealError, new_key_line
 from paycore.tenancy.models import Tenant
+from tests.conftest import make_settings
 from tests.factories import make_api_key
 from tests.flows.helpers import Shop, buy, confirm, deliver, open_shop
 
@@ -142,6 +147,29 @@ class TestTheResource:
         assert rotated.json()["previous_secret_expires_at"] is not None
         read = await client.get(f"/v1/provisioning_targets/{created['id']}", headers=shop.secret)
         assert read.json()["secret"] is None
+
+    async def test_secrets_reseal_under_a_new_key(self, db: Database, settings: Settings) -> None:
+        shop = await open_shop(db)
+        old_key, new_key = new_key_line("old"), new_key_line("new")
+        before = make_settings(database_url=settings.database_url, secrets_key=old_key)
+        transport = httpx.ASGITransport(app=create_app(before, database=db))
+        async with httpx.AsyncClient(transport=transport, base_url="http://paycore.test") as api:
+            created = await add_target(api, shop)
+            rotated = await api.post(
+                f"/v1/provisioning_targets/{created['id']}/rotate_secret", json={}, headers=shop.secret
+            )
+        secrets = [rotated.json()["secret"], created["secret"]]
+        only_new = make_settings(database_url=settings.database_url, secrets_key=new_key)
+        found = {"tenant_id": shop.tenant_id, "livemode": False, "target_id": created["id"], "now": utcnow()}
+        async with db.session() as session:
+            with pytest.raises(SealError):
+                await signing_target(session, only_new, **found)
+            both = make_settings(database_url=settings.database_url, secrets_key=f"{new_key},{old_key}")
+            assert await reseal_targets(session, both) == 1
+            assert await reseal_targets(session, both) == 0
+            opened = await signing_target(session, only_new, **found)
+        assert opened is not None
+        assert (opened.url, opened.secrets) == (URL, secrets)
 
     async def test_delete_hides_it(self, db: Database, client: httpx.AsyncClient) -> None:
         shop = await open_shop(db)

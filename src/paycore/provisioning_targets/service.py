@@ -206,3 +206,26 @@ async def check_provisioning_spec(
     )
     if target is None:
         raise NotFound(f"No such provisioning target: '{target_id}'.", param=TARGET_PARAM)
+
+
+async def reseal_targets(session: AsyncSession, settings: Settings) -> int:
+    """Rewrite every target's secrets not sealed under the keyring's first key; returns how many
+    targets (`paycore providers reseal` runs this beside the provider credentials)."""
+    box = secrets_box(settings)
+    count = 0
+    rows = await session.scalars(
+        select(ProvisioningTarget)
+        .where(ProvisioningTarget.secrets_key_id != box.primary_kid)
+        .with_for_update()
+    )
+    for target in rows:
+        context = _context(target)
+        target.sealed_secret = box.seal(box.open(target.sealed_secret, context=context), context=context)
+        if target.sealed_previous_secret is not None:
+            target.sealed_previous_secret = box.seal(
+                box.open(target.sealed_previous_secret, context=context), context=context
+            )
+        target.secrets_key_id = box.primary_kid
+        count += 1
+    await session.flush()
+    return count
