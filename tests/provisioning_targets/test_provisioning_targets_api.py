@@ -26,6 +26,7 @@ from paycore.db import Database
 from paycore.fulfillment.dispatch import FulfillmentDispatcher
 from paycore.fulfillment.models import Fulfillment, FulfillmentStatus
 from paycore.fulfillment.provisioners.registry import build_provisioners
+from paycore.idempotency.models import IdempotencyKey
 from paycore.provisioning_targets.models import ProvisioningTarget
 from paycore.provisioning_targets.service import reseal_targets, signing_target
 from paycore.secrets_box import SealError, new_key_line
@@ -134,6 +135,21 @@ class TestTheResource:
             )
         assert secret not in stored
         assert secret.removeprefix("whsec_") not in stored
+
+    async def test_an_idempotent_replay_does_not_keep_the_secret_in_the_clear(
+        self, db: Database, client: httpx.AsyncClient
+    ) -> None:
+        shop = await open_shop(db)
+        headers = {**shop.secret, "Idempotency-Key": "make-target-1"}
+        first = await client.post("/v1/provisioning_targets", json={"url": URL}, headers=headers)
+        again = await client.post("/v1/provisioning_targets", json={"url": URL}, headers=headers)
+        assert first.status_code == again.status_code == 201
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert (again.json()["id"], again.json()["secret"]) == (first.json()["id"], None)
+        async with db.session(write=False) as session:
+            kept = list(await session.scalars(select(IdempotencyKey.response_body)))
+        assert kept
+        assert first.json()["secret"] not in json.dumps(kept)
 
     async def test_rotation_shows_the_new_secret_once(self, db: Database, client: httpx.AsyncClient) -> None:
         shop = await open_shop(db)
