@@ -27,6 +27,7 @@ from paycore.idempotency.middleware import IdempotencyMiddleware
 from paycore.invalidation import CacheKind, invalidations_for
 from paycore.logging import configure_logging, get_logger
 from paycore.merchant_webhooks.endpoints import router as webhook_endpoints_router
+from paycore.merchant_webhooks.targets import warn_if_private_targets_allowed
 from paycore.middleware import (
     REQUEST_ID_HEADER,
     BodyLimitMiddleware,
@@ -42,6 +43,7 @@ from paycore.payments.providers.registry import ProviderRegistry, breakers_for, 
 from paycore.platform.endpoints import router as platform_router
 from paycore.provider_credentials.endpoints import router as provider_credentials_router
 from paycore.provider_credentials.service import webhooks_without_secret
+from paycore.provisioning_targets.endpoints import router as provisioning_targets_router
 from paycore.ratelimit import RateLimiter, RateLimitMiddleware
 from paycore.sandbox.endpoints import router as sandbox_router
 from paycore.schemas import ERROR_RESPONSES
@@ -124,6 +126,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             await warn_about_refused_webhooks(app.state.database, app.state.providers)
             if app.state.database.dialect_name == "sqlite":
                 log.warning("live_payments_unavailable", reason=LIVE_PAYMENTS_NEED_POSTGRES)
+        warn_if_private_targets_allowed(settings)
         log.info(
             "paycore_started",
             env=settings.env.value,
@@ -201,6 +204,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         customers_router,
         webhook_router,
         webhook_endpoints_router,
+        provisioning_targets_router,
         provider_credentials_router,
         platform_router,
         server_templates_router,

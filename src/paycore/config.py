@@ -152,8 +152,11 @@ class Settings(BaseSettings):
     whatsapp_template: str = "order_confirmation"
     whatsapp_language: str = "en_US"
     webhook_target_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Lets tenant-chosen URLs (webhook endpoints, provisioning targets) reach private, loopback and
+    # link-local addresses: for a developer's own machine only. Refused in production; named in a
+    # warning at every start.
+    allow_private_targets: bool = False
     webhook_order_wait_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
-    provisioner_secret: SecretStr | None = None
     pterodactyl_url: str | None = None
     pterodactyl_api_key: SecretStr | None = None
     fulfillment_max_attempts: int = Field(default=8, ge=1, le=50)
@@ -243,6 +246,16 @@ class Settings(BaseSettings):
             parse_keyring(value.get_secret_value())
         except SecretsKeyError as exc:
             raise ValueError(str(exc)) from None  # the message names no key material
+        return value
+
+    @field_validator("allow_private_targets")
+    @classmethod
+    def _allow_private_targets(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("env") is Environment.PRODUCTION:
+            raise ValueError(
+                "may not be true in production: it lets any tenant make paycore call its internal "
+                "network; list your own internal receivers in PAYCORE_WEBHOOK_TARGET_ALLOWLIST instead"
+            )
         return value
 
     @field_validator("cors_origins", "webhook_target_allowlist", "trusted_proxies", mode="before")

@@ -24,6 +24,7 @@ from paycore.circuit import Breakers
 from paycore.config import Settings
 from paycore.db import Database, create_engine
 from paycore.logging import get_logger
+from paycore.merchant_webhooks.targets import warn_if_private_targets_allowed
 from paycore.ops.endpoints import INSTANCE_HEADER
 from paycore.payments.providers.registry import breakers_for, build_registry
 from paycore.worker.assembly import assembled_worker
@@ -186,6 +187,7 @@ async def serve_api(
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     _on_signals(stop, None)
+    warn_if_private_targets_allowed(settings)  # a worker alone has no app start-up to say it
     database = Database(create_engine(settings))
     breakers = breakers_for(settings)
     try:

@@ -15,6 +15,7 @@ from paycore.outbox import models as outbox_models
 from paycore.payments import models as payment_models
 from paycore.platform import models as platform_models
 from paycore.provider_credentials import models as provider_credential_models
+from paycore.provisioning_targets import models as provisioning_target_models
 from paycore.sandbox import models as sandbox_models
 from paycore.server_templates import models as server_template_models
 from paycore.tenancy import models as tenancy_models
@@ -38,6 +39,7 @@ __all__ = [
     "payment_models",
     "platform_models",
     "provider_credential_models",
+    "provisioning_target_models",
     "sandbox_models",
     "server_template_models",
     "tenancy_models",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +25,6 @@ from paycore.fulfillment.dispatch import FulfillmentDispatcher
 from paycore.fulfillment.models import Fulfillment, FulfillmentKind, FulfillmentStatus
 from paycore.fulfillment.provisioners.registry import build_provisioners
 from paycore.fulfillment.service import retry_fulfillment
-from paycore.merchant_webhooks.signing import new_secret
 from paycore.outbox.models import OutboxChannel, OutboxMessage
 from paycore.payments.providers.registry import ProviderRegistry
 from tests.conftest import make_settings
@@ -32,17 +32,15 @@ from tests.flows.helpers import Shop, buy, confirm, deliver, open_shop, order
 from tests.fulfillment.fakes import fake_http
 
 PROVISION_URL = "https://provision.example/hook"
-HTTP_TARGET = "provisioner:http:provision.example"
 MAX_ATTEMPTS = 2
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The suite's settings (its database) plus a provisioner secret and few attempts.
-    Overriding `settings` here makes the `client` fixture's app use these too."""
+    """The suite's settings (its database) and few attempts. Overriding `settings` here makes
+    the `client` fixture's app use these too."""
     return make_settings(
         database_url=settings.database_url,
-        provisioner_secret=new_secret(),
         fulfillment_max_attempts=MAX_ATTEMPTS,
     )
 
@@ -50,6 +48,32 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 async def shop(db: Database) -> Shop:
     return await open_shop(db)
+
+
+@dataclass(frozen=True)
+class Target:
+    id: str
+    secret: str
+
+    @property
+    def breaker_name(self) -> str:
+        return f"provisioner:http:{self.id}"
+
+    def breaker(self, shop: Shop) -> BreakerKey:
+        """The shop's own breaker for this target (test mode): named by our id, not its host."""
+        return BreakerKey.of_tenant("provisioner:http", shop.tenant_id, livemode=False, remote=self.id)
+
+
+async def add_target(client: httpx.AsyncClient, shop: Shop, url: str = PROVISION_URL) -> Target:
+    created = await client.post("/v1/provisioning_targets", json={"url": url}, headers=shop.secret)
+    assert created.status_code == 201, created.text
+    return Target(created.json()["id"], created.json()["secret"])
+
+
+@pytest.fixture
+async def target(client: httpx.AsyncClient, shop: Shop) -> Target:
+    """The shop's provisioning target, with the secret it was shown once."""
+    return await add_target(client, shop)
 
 
 class FakeProvisioningEndpoint:
@@ -81,19 +105,12 @@ class FakeProvisioningEndpoint:
         return httpx.Response(200, json={"external_ref": ref})
 
 
-def http_breaker(shop: Shop) -> BreakerKey:
-    """The shop's own breaker for its HTTP provisioner's host (test mode)."""
-    return BreakerKey.of_tenant(
-        "provisioner:http", shop.tenant_id, livemode=False, remote="provision.example"
-    )
-
-
 def dispatcher(
     db: Database, settings: Settings, http: httpx.AsyncClient, breakers: Breakers | None = None
 ) -> FulfillmentDispatcher:
     return FulfillmentDispatcher(
         db,
-        build_provisioners(settings, http),
+        build_provisioners(settings, db, http),
         breakers or Breakers(failure_threshold=5, reset_seconds=30),
         settings,
         # No payment providers: the HTTP provisioner calls the merchant's own endpoint, so the
@@ -171,15 +188,15 @@ async def topics(db: Database, tenant_id: str, channel: OutboxChannel) -> list[s
     return sorted(row.topic for row in await outbox(db, tenant_id, channel))
 
 
-def http_config(**extra: Any) -> dict[str, Any]:
-    return {"provisioner": "http", "url": PROVISION_URL, **extra}
+def http_config(target: Target, **extra: Any) -> dict[str, Any]:
+    return {"provisioner": "http", "target": target.id, **extra}
 
 
 class TestHttpProvisioner:
     async def test_paid_order_waits_for_its_provisioning(
-        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop, target: Target
     ) -> None:
-        paid = await paid_order(client, db, settings, shop, http_config())
+        paid = await paid_order(client, db, settings, shop, http_config(target))
         assert (await order(client, shop, paid["id"]))["status"] == "paid"
         row = await fulfillment_of(db, paid["id"])
         assert (row.kind, row.status, row.attempts) == (
@@ -193,11 +210,10 @@ class TestHttpProvisioner:
         assert "order.fulfilled" not in await topics(db, shop.tenant_id, OutboxChannel.MERCHANT_WEBHOOK)
 
     async def test_signed_call_fulfills_the_order(
-        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop, target: Target
     ) -> None:
-        paid = await paid_order(client, db, settings, shop, http_config(plan="large"), name="VPS")
-        assert settings.provisioner_secret is not None
-        endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value())
+        paid = await paid_order(client, db, settings, shop, http_config(target, plan="large"), name="VPS")
+        endpoint = FakeProvisioningEndpoint(target.secret)
         async with fake_http(endpoint) as http:
             worker = dispatcher(db, settings, http)
             assert await run_batch(worker) == 1
@@ -235,27 +251,50 @@ class TestHttpProvisioner:
         assert fulfilled[0].payload["data"]["object"]["id"] == paid["id"]
         assert fulfilled[0].payload["data"]["object"]["status"] == "fulfilled"
 
-    async def test_without_a_secret_nothing_unsigned_is_sent(
-        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+    async def test_a_deleted_target_is_not_called(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop, target: Target
     ) -> None:
-        paid = await paid_order(client, db, settings, shop, http_config())
-        unsigned = settings.model_copy(update={"provisioner_secret": None})
-        endpoint = FakeProvisioningEndpoint(new_secret())
+        paid = await paid_order(client, db, settings, shop, http_config(target))
+        deleted = await client.delete(f"/v1/provisioning_targets/{target.id}", headers=shop.secret)
+        assert deleted.status_code == 200, deleted.text
+        endpoint = FakeProvisioningEndpoint(target.secret)
         async with fake_http(endpoint) as http:
-            assert await run_batch(dispatcher(db, unsigned, http)) == 1
+            assert await run_batch(dispatcher(db, settings, http)) == 1
         row = await fulfillment_of(db, paid["id"])
         assert endpoint.payloads == []
         assert endpoint.refused == 0
         assert row.status is FulfillmentStatus.RETRYING
         assert row.last_error is not None
-        assert "PAYCORE_PROVISIONER_SECRET" in row.last_error
+        assert f"no provisioning target {target.id}" in row.last_error
+
+    async def test_a_rotated_secret_signs_beside_the_old_one(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop, target: Target
+    ) -> None:
+        paid = await paid_order(client, db, settings, shop, http_config(target))
+        rotated = await client.post(
+            f"/v1/provisioning_targets/{target.id}/rotate_secret",
+            json={"previous_secret_valid_hours": 1},
+            headers=shop.secret,
+        )
+        assert rotated.status_code == 200, rotated.text
+        new = rotated.json()["secret"]
+        assert new.startswith("whsec_") and new != target.secret
+        old_holder, new_holder = FakeProvisioningEndpoint(target.secret), FakeProvisioningEndpoint(new)
+        for endpoint in (old_holder, new_holder):
+            async with fake_http(endpoint) as http:
+                await run_batch(dispatcher(db, settings, http))
+            await make_due(db, (await fulfillment_of(db, paid["id"])).id)
+        assert (old_holder.refused, new_holder.refused) == (0, 0)
+        assert len(old_holder.payloads) == 1  # the first call, verified with the old secret
+        assert new_holder.payloads == []  # the fulfillment was done by then: not called again
+        (headers,) = old_holder.headers
+        assert len(headers["webhook-signature"].split(" ")) == 2  # both secrets sign meanwhile
 
     async def test_failures_back_off_then_need_attention(
-        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop, target: Target
     ) -> None:
-        paid = await paid_order(client, db, settings, shop, http_config())
-        assert settings.provisioner_secret is not None
-        endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value(), fail_with=503)
+        paid = await paid_order(client, db, settings, shop, http_config(target))
+        endpoint = FakeProvisioningEndpoint(target.secret, fail_with=503)
         async with fake_http(endpoint) as http:
             worker = dispatcher(db, settings, http)
             before = utcnow()
@@ -303,7 +342,7 @@ class TestHttpProvisioner:
             await retry_fulfillment(
                 session, fulfillment_id=row.id, actor=Actor(name="test:ops"), now=utcnow()
             )
-        healthy = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value())
+        healthy = FakeProvisioningEndpoint(target.secret)
         async with fake_http(healthy) as http:
             assert await run_batch(dispatcher(db, settings, http)) == 1
         assert (await fulfillment_of(db, paid["id"])).status is FulfillmentStatus.SUCCEEDED
@@ -318,13 +357,12 @@ class TestHttpProvisioner:
 
 class TestCircuitBreaker:
     async def test_open_breaker_postpones_without_spending_attempts(
-        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop, target: Target
     ) -> None:
-        paid = await paid_order(client, db, settings, shop, http_config())
-        assert settings.provisioner_secret is not None
-        endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value())
+        paid = await paid_order(client, db, settings, shop, http_config(target))
+        endpoint = FakeProvisioningEndpoint(target.secret)
         breakers = Breakers(failure_threshold=1, reset_seconds=60)
-        breakers.get(http_breaker(shop)).record_failure()  # the provisioner's host is known to be down
+        breakers.get(target.breaker(shop)).record_failure()  # the provisioner's host is known to be down
         async with fake_http(endpoint) as http:
             worker = dispatcher(db, settings, http, breakers)
             for _ in range(MAX_ATTEMPTS + 1):  # more postponements than attempts allowed
@@ -345,12 +383,11 @@ class TestCircuitBreaker:
         assert (await order(client, shop, paid["id"]))["status"] == "paid"
 
     async def test_a_failure_opens_the_breaker_for_the_rest_of_the_batch(
-        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop, target: Target
     ) -> None:
-        first = await paid_order(client, db, settings, shop, http_config())
-        second = await paid_order(client, db, settings, shop, http_config())
-        assert settings.provisioner_secret is not None
-        endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value(), fail_with=502)
+        first = await paid_order(client, db, settings, shop, http_config(target))
+        second = await paid_order(client, db, settings, shop, http_config(target))
+        endpoint = FakeProvisioningEndpoint(target.secret, fail_with=502)
         breakers = Breakers(failure_threshold=1, reset_seconds=60)
         async with fake_http(endpoint) as http:
             assert await run_batch(dispatcher(db, settings, http, breakers)) == 2
@@ -358,33 +395,34 @@ class TestCircuitBreaker:
         assert len(endpoint.payloads) == 1  # the second row never reached the failing host
         assert breakers.states_for(shop.tenant_id, livemode=False) == {
             "shared": {},
-            "tenant": {HTTP_TARGET: "open"},
+            "tenant": {target.breaker_name: "open"},
         }
         rows = await fulfillments_of(db, first["id"]) + await fulfillments_of(db, second["id"])
         assert sorted((row.status.value, row.attempts) for row in rows) == [("pending", 0), ("retrying", 1)]
 
     async def test_a_refusal_is_the_tenants_problem_not_the_hosts(
-        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop, target: Target
     ) -> None:
-        paid = await paid_order(client, db, settings, shop, http_config())
-        assert settings.provisioner_secret is not None
-        endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value(), fail_with=400)
+        paid = await paid_order(client, db, settings, shop, http_config(target))
+        endpoint = FakeProvisioningEndpoint(target.secret, fail_with=400)
         breakers = Breakers(failure_threshold=1, reset_seconds=60)
         async with fake_http(endpoint) as http:
             assert await run_batch(dispatcher(db, settings, http, breakers)) == 1
         row = await fulfillment_of(db, paid["id"])
         assert (row.status, row.attempts) == (FulfillmentStatus.RETRYING, 1)
         # a 4xx says nothing about the host's health
-        assert breakers.states_for(shop.tenant_id, livemode=False)["tenant"] == {HTTP_TARGET: "closed"}
+        assert breakers.states_for(shop.tenant_id, livemode=False)["tenant"] == {
+            target.breaker_name: "closed"
+        }
 
     async def test_one_tenants_failing_calls_to_a_host_do_not_stop_anothers(
-        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop, target: Target
     ) -> None:
         """Two merchants use the same provisioning host; it fails for one of them (its account
         there, its config — or its own doing). The other's provisioning goes on."""
         neighbour = await open_shop(db)
-        assert settings.provisioner_secret is not None
-        endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value())
+        neighbours_target = await add_target(client, neighbour)
+        endpoint = FakeProvisioningEndpoint(neighbours_target.secret)
 
         def failing_for_shop(request: httpx.Request) -> httpx.Response:
             if json.loads(request.content)["data"]["tenant"] == shop.tenant_id:
@@ -392,30 +430,31 @@ class TestCircuitBreaker:
             return endpoint(request)
 
         breakers = Breakers(failure_threshold=1, reset_seconds=60)
-        failing = await paid_order(client, db, settings, shop, http_config())
+        failing = await paid_order(client, db, settings, shop, http_config(target))
         async with fake_http(failing_for_shop) as http:
             assert await run_batch(dispatcher(db, settings, http, breakers)) == 1
             assert (await fulfillment_of(db, failing["id"])).status is FulfillmentStatus.RETRYING
-            fine = await paid_order(client, db, settings, neighbour, http_config())
+            fine = await paid_order(client, db, settings, neighbour, http_config(neighbours_target))
             assert await run_batch(dispatcher(db, settings, http, breakers)) == 1
 
         assert (await fulfillment_of(db, fine["id"])).status is FulfillmentStatus.SUCCEEDED
         assert (await order(client, neighbour, fine["id"]))["status"] == "fulfilled"
-        assert breakers.states_for(shop.tenant_id, livemode=False)["tenant"] == {HTTP_TARGET: "open"}
-        assert breakers.states_for(neighbour.tenant_id, livemode=False)["tenant"] == {HTTP_TARGET: "closed"}
+        assert breakers.states_for(shop.tenant_id, livemode=False)["tenant"] == {target.breaker_name: "open"}
+        assert breakers.states_for(neighbour.tenant_id, livemode=False)["tenant"] == {
+            neighbours_target.breaker_name: "closed"
+        }
 
 
 class TestRefundStopsProvisioning:
     async def test_a_full_refund_cancels_what_was_not_made_yet(
-        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop
+        self, db: Database, settings: Settings, client: httpx.AsyncClient, shop: Shop, target: Target
     ) -> None:
-        paid = await paid_order(client, db, settings, shop, http_config())
+        paid = await paid_order(client, db, settings, shop, http_config(target))
         refund = await client.post(f"/v1/orders/{paid['id']}/refunds", json={}, headers=shop.secret)
         assert refund.status_code == 201, refund.text
         row = await fulfillment_of(db, paid["id"])
         assert row.status is FulfillmentStatus.CANCELED
-        assert settings.provisioner_secret is not None
-        endpoint = FakeProvisioningEndpoint(settings.provisioner_secret.get_secret_value())
+        endpoint = FakeProvisioningEndpoint(target.secret)
         async with fake_http(endpoint) as http:
             assert await run_batch(dispatcher(db, settings, http)) == 0
         assert endpoint.payloads == []

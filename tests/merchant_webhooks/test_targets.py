@@ -71,7 +71,13 @@ class TestGuardedClient:
             response = await http.post(f"http://localhost:{local_server}/hook", content=b"{}")
         assert response.status_code == 204
 
-    async def test_outside_production_nothing_is_checked(self, local_server: int) -> None:
-        async with guarded_client(make_settings(), timeout=5) as http:
+    async def test_outside_production_it_is_checked_too(self, local_server: int) -> None:
+        async with guarded_client(make_settings(env="development"), timeout=5) as http:
+            with pytest.raises(TargetRefused, match="internal address"):
+                await http.post(f"http://127.0.0.1:{local_server}/hook", content=b"{}")
+
+    async def test_the_development_setting_lets_it_through(self, local_server: int) -> None:
+        allowed = make_settings(env="development", allow_private_targets=True)
+        async with guarded_client(allowed, timeout=5) as http:
             response = await http.post(f"http://127.0.0.1:{local_server}/hook", content=b"{}")
         assert response.status_code == 204

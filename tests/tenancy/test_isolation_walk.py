@@ -43,6 +43,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/orders/{order_id}/refunds"): {"amount": 100},
     ("POST", "/v1/checkout/{order_id}/confirm"): {},
     ("POST", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"): {"previous_secret_valid_hours": 1},
+    ("POST", "/v1/provisioning_targets/{target_id}/rotate_secret"): {"previous_secret_valid_hours": 1},
     ("PUT", "/v1/platform/tenants/{tenant_id}/subscription"): {"plan": "default", "status": "canceled"},
     ("PUT", "/v1/providers/{provider}"): {"webhook_secret": "whsec_taken_over_1234"},
 }
@@ -68,6 +69,10 @@ async def tenant_a(db: Database, settings: Settings, client: httpx.AsyncClient) 
     endpoint = await client.post(
         "/v1/webhook_endpoints", json={"url": "https://a.example.com/hooks"}, headers=shop.secret
     )
+    target = await client.post(
+        "/v1/provisioning_targets", json={"url": "https://a.example.com/provision"}, headers=shop.secret
+    )
+    assert target.status_code == 201, target.text
     stripe = await client.put(
         "/v1/providers/stripe",
         json={
@@ -89,6 +94,7 @@ async def tenant_a(db: Database, settings: Settings, client: httpx.AsyncClient) 
             "order_id": paid["order"]["id"],
             "customer_id": detail["customer_id"],
             "endpoint_id": endpoint.json()["id"],
+            "target_id": target.json()["id"],
             "provider": "stripe",
             "tenant_id": shop.tenant_id,  # the platform API's: no tenant key opens it
             "code": "mc-small",  # a server template's, the platform API's too
@@ -114,6 +120,7 @@ async def snapshot(client: httpx.AsyncClient, a: Holdings) -> list[Any]:
         f"/v1/products/{a.values['product_id']}/inventory",
         f"/v1/orders/{a.values['order_id']}",
         f"/v1/webhook_endpoints/{a.values['endpoint_id']}",
+        f"/v1/provisioning_targets/{a.values['target_id']}",
         "/v1/providers/stripe",
     ]
     seen = [(await client.get(path, headers=headers)).json() for path in paths]

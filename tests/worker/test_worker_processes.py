@@ -135,6 +135,8 @@ def start_worker(url: str, tmp_path: Path, **env: str) -> subprocess.Popen[bytes
                 "PAYCORE_ENV": "test",
                 "PAYCORE_CHECKOUT_TOKEN_SECRET": "test-only-9fK2mQ7xL4vB8nR1tY6wZ3cD5hJ0sP",
                 "PAYCORE_LOG_LEVEL": "WARNING",
+                # The receiver listens on 127.0.0.1: the explicit development setting lets it in.
+                "PAYCORE_ALLOW_PRIVATE_TARGETS": "true",
                 **env,
             },
             cwd=tmp_path,

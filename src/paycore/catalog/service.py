@@ -21,6 +21,7 @@ from paycore.clock import utcnow
 from paycore.db import upsert_insert
 from paycore.errors import Conflict, NotFound
 from paycore.pagination import Page, paginate
+from paycore.provisioning_targets.service import check_provisioning_spec
 from paycore.server_templates.service import check_product_fulfillment
 from paycore.tenancy.limits import check_product_limit
 
@@ -58,6 +59,7 @@ async def create_product(
     active: bool = True,
 ) -> Product:
     await check_product_fulfillment(session, tenant_id=context.tenant_id, fulfillment=fulfillment)
+    await check_provisioning_spec(session, context, fulfillment)
     await check_product_limit(session, tenant_id=context.tenant_id, livemode=context.livemode)
     product = Product(
         tenant_id=context.tenant_id,
@@ -124,6 +126,7 @@ async def update_product(
         await check_product_fulfillment(
             session, tenant_id=context.tenant_id, fulfillment=changes["fulfillment"]
         )
+    await check_provisioning_spec(session, context, changes.get("fulfillment"))
     before = product_snapshot(product)
     for field, value in changes.items():
         setattr(product, field, value)

@@ -20,6 +20,7 @@ from paycore.clock import utcnow
 from paycore.payments.providers.registry import build_registry
 from paycore.provider_credentials import service
 from paycore.provider_credentials.endpoints import configurable, credentials_out
+from paycore.provisioning_targets.service import reseal_targets
 from paycore.secrets_box import SecretsKeyError, new_key_line
 from paycore.tenancy.service import get_tenant_by_slug
 
@@ -180,12 +181,13 @@ def new_secrets_key(
 
 @app.command("reseal")
 def reseal() -> None:
-    """Reseal every stored credential under the first key of PAYCORE_SECRETS_KEY."""
+    """Reseal every stored credential and provisioning-target secret under the first key of
+    PAYCORE_SECRETS_KEY."""
     settings = settings_or_exit(quiet_logs=True)
 
-    async def work() -> int:
+    async def work() -> tuple[int, int]:
         async with database_for(settings) as database, database.session(write=True) as session:
-            return await service.reseal_all(session, settings)
+            return await service.reseal_all(session, settings), await reseal_targets(session, settings)
 
-    count = run_async(work)
-    console.print(f"Resealed {count} credential row(s).")
+    credentials, targets = run_async(work)
+    console.print(f"Resealed {credentials} credential row(s) and {targets} provisioning target(s).")

@@ -261,7 +261,10 @@ class FulfillmentDispatcher:
         except Exception as exc:
             if not isinstance(exc, ProvisionFailed | TimeoutError):
                 log.exception("provisioner_failed_unexpectedly", fulfillment=fulfillment.id)
-            await self._failed(fulfillment, str(exc) or type(exc).__name__)
+            # A provisioner's own message is written to be shown (no remote body); anything else
+            # is named by its type only, as the tenant reads `last_error` in fulfillment.failed.
+            error = str(exc) if isinstance(exc, ProvisionFailed) else ""
+            await self._failed(fulfillment, error or type(exc).__name__)
         else:
             await self._succeeded(fulfillment, result.result_ref)
 

@@ -107,7 +107,21 @@ async def claim_key(
     return SavedResponse(status=existing.response_status, body=(existing.response_body or "").encode())
 
 
+def without_shown_once_secret(body: bytes) -> bytes:
+    """The answer as it is kept for replays: a secret shown once (a new webhook endpoint's or
+    provisioning target's `secret`) is not written to the database in the clear — a replay says
+    null, and the owner rotates the secret if the first answer was lost."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(document, dict) or not document.get("secret"):
+        return body
+    return json.dumps({**document, "secret": None}, separators=(",", ":")).encode()
+
+
 async def save_response(session: AsyncSession, ref: KeyRef, *, status: int, body: bytes) -> None:
+    body = without_shown_once_secret(body)
     await session.execute(
         update(IdempotencyKey)
         .where(*ref.where())

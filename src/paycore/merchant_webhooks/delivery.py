@@ -5,6 +5,10 @@ already accepted the event is not called again when the row is retried for anoth
 `webhook-id` is the event's id, the same on every retry and every endpoint, so receivers drop
 repeats. Redirects are not followed, the timeout is 15 s, 410 disables the endpoint, `Retry-After`
 is honoured, and an endpoint failing for 5 days is disabled and the merchant alerted.
+
+What an endpoint answered is recorded as its status code only, never its body: the URL is the
+merchant's choice, and a body kept and shown back would let a merchant read whatever paycore's
+network answers (an allowlisted internal receiver, a metadata service).
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.db import Database
-from paycore.logging import redact_text
 from paycore.merchant_webhooks.models import WebhookAttempt, WebhookEndpoint
 from paycore.merchant_webhooks.signing import signed_headers
 from paycore.merchant_webhooks.targets import TargetRefused, check_target
@@ -32,7 +35,6 @@ from paycore.outbox.service import alert_ops
 
 TIMEOUT_SECONDS = 15.0
 DISABLE_AFTER = timedelta(days=5)
-EXCERPT_LENGTH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,6 @@ class EndpointResult:
     gone: bool
     status_code: int | None
     latency_ms: int
-    excerpt: str | None
     error: str | None
     retry_after: float | None
 
@@ -107,21 +108,18 @@ class MerchantWebhookChannel:
                 endpoint.url, content=body, headers=headers, timeout=TIMEOUT_SECONDS, follow_redirects=False
             )
         except TargetRefused as exc:
-            return EndpointResult(endpoint.id, False, False, None, 0, None, str(exc), None)
+            return EndpointResult(endpoint.id, False, False, None, 0, str(exc), None)
         except Exception as exc:  # noqa: BLE001 (one endpoint's trouble is its own failed attempt)
             latency = int((time.perf_counter() - started) * 1000)
-            return EndpointResult(
-                endpoint.id, False, False, None, latency, None, f"{type(exc).__name__}: {exc}", None
-            )
+            # The exception's name only: a fixed reason, nothing the far end chose to say.
+            return EndpointResult(endpoint.id, False, False, None, latency, type(exc).__name__, None)
         latency = int((time.perf_counter() - started) * 1000)
-        excerpt = redact_text(response.text[:EXCERPT_LENGTH]) if response.content else None
         return EndpointResult(
             endpoint_id=endpoint.id,
             ok=response.is_success,
             gone=response.status_code == 410,
             status_code=response.status_code,
             latency_ms=latency,
-            excerpt=excerpt,
             error=None if response.is_success else f"HTTP {response.status_code}",
             retry_after=retry_after_seconds(response.headers.get("retry-after")),
         )
@@ -161,7 +159,6 @@ class MerchantWebhookChannel:
                     succeeded=result.ok,
                     status_code=result.status_code,
                     latency_ms=result.latency_ms,
-                    response_excerpt=result.excerpt,
                     error=result.error,
                     at=now,
                 )

@@ -38,7 +38,6 @@ def attempt_out(attempt: WebhookAttempt) -> AttemptOut:
         succeeded=attempt.succeeded,
         status_code=attempt.status_code,
         latency_ms=attempt.latency_ms,
-        response_excerpt=attempt.response_excerpt,
         error=attempt.error,
         at=attempt.at,
     )

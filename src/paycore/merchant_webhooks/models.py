@@ -52,6 +52,7 @@ class WebhookAttempt(Base):
     succeeded: Mapped[bool]
     status_code: Mapped[int | None]
     latency_ms: Mapped[int]
+    # No longer written (a body a merchant URL answered must not be shown back); emptied by 0013.
     response_excerpt: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(String(500))
     at: Mapped[datetime] = created_column()

@@ -64,6 +64,8 @@ class AttemptOut(BaseModel):
     succeeded: bool
     status_code: int | None
     latency_ms: int
-    response_excerpt: str | None
+    response_excerpt: str | None = Field(
+        default=None, description="Always null: what an endpoint answers is not kept, only its status."
+    )
     error: str | None
     at: datetime

@@ -14,7 +14,7 @@ from paycore.config import Settings
 from paycore.errors import NotFound
 from paycore.merchant_webhooks.models import WebhookAttempt, WebhookEndpoint
 from paycore.merchant_webhooks.signing import new_secret
-from paycore.merchant_webhooks.targets import check_url_shape
+from paycore.merchant_webhooks.targets import check_new_target
 from paycore.pagination import Page, paginate
 
 
@@ -39,7 +39,7 @@ async def create_endpoint(
     events: list[str],
     description: str | None,
 ) -> WebhookEndpoint:
-    check_url_shape(url, production=settings.is_production)
+    await check_new_target(url, settings)
     endpoint = WebhookEndpoint(
         tenant_id=context.tenant_id,
         livemode=context.livemode,

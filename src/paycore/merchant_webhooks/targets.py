@@ -1,8 +1,10 @@
 """Where paycore may send a request on a merchant's behalf (webhooks, provisioners).
 
-In production a target resolving to a private, loopback, link-local, multicast or reserved address
-is refused — otherwise anyone with a merchant key could make paycore probe its own network (SSRF) —
-unless the host or its network is on `PAYCORE_WEBHOOK_TARGET_ALLOWLIST`.
+In every environment a target resolving to a private, loopback, link-local, multicast or reserved
+address is refused — otherwise anyone with a merchant key could make paycore probe its own network
+(SSRF) — unless the host or its network is on `PAYCORE_WEBHOOK_TARGET_ALLOWLIST`, or a developer
+turned the guard off for their own machine with `PAYCORE_ALLOW_PRIVATE_TARGETS` (refused in
+production, and named in a warning at every start).
 """
 
 from __future__ import annotations
@@ -18,12 +20,20 @@ import httpx
 
 from paycore.config import Settings
 from paycore.errors import ValidationFailed
+from paycore.logging import get_logger
+
+log = get_logger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class TargetRefused(Exception):
-    """A URL paycore will not call; the message says why (safe to show the merchant)."""
+    """A URL paycore will not call; the message says why (safe to show the merchant: it names
+    neither the address a name resolved to nor anything the target answered)."""
+
+
+class TargetUnresolvable(TargetRefused):
+    """The host name has no address (now): nothing can be sent, nor anything learnt inside."""
 
 
 def check_url_shape(url: str, *, production: bool) -> None:
@@ -78,23 +88,52 @@ async def checked_addresses(host: str, settings: Settings) -> list[IPAddress]:
     not allowed (one internal answer is enough to refuse: which one a connection gets is luck)."""
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise TargetRefused(f"{host} does not resolve ({exc.strerror or exc})") from None
+    except OSError:
+        raise TargetUnresolvable(f"{host} does not resolve") from None
     addresses: list[IPAddress] = []
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if is_internal(address) and not _allowed(address, host, settings.webhook_target_allowlist):
-            raise TargetRefused(f"{host} resolves to an internal address ({address}); refused in production")
+        if (
+            is_internal(address)
+            and not settings.allow_private_targets
+            and not _allowed(address, host, settings.webhook_target_allowlist)
+        ):
+            # Which address is not said: the answer would map the operator's internal DNS.
+            raise TargetRefused(f"{host} resolves to an internal address; paycore does not call those")
         if address not in addresses:
             addresses.append(address)
     return addresses
 
 
 async def check_target(url: str, settings: Settings) -> None:
-    """Raise `TargetRefused` when `url` may not be called from this deployment (an early, clear
-    answer; `guarded_client` checks again at connect time, where it counts)."""
-    if settings.is_production:
+    """Raise `TargetRefused` when `url` leads to an address this deployment may not call (an
+    early, clear answer; `guarded_client` checks again at connect time, where it counts). A name
+    that does not resolve now is left to the connection, which resolves and checks it again."""
+    try:
         await checked_addresses(urlsplit(url).hostname or "", settings)
+    except TargetUnresolvable:
+        return
+
+
+async def check_new_target(url: str, settings: Settings) -> None:
+    """Refuse, as a 422 on `url`, a URL a merchant wants to register that no delivery could use:
+    a malformed one, or one leading to an internal address."""
+    check_url_shape(url, production=settings.is_production)
+    try:
+        await check_target(url, settings)
+    except TargetRefused as exc:
+        raise ValidationFailed(f"url is refused: {exc}.", param="url") from None
+
+
+def warn_if_private_targets_allowed(settings: Settings) -> None:
+    """Say at start-up, loudly, that the SSRF guard is off (a development-only setting)."""
+    if settings.allow_private_targets:
+        log.warning(
+            "private_targets_allowed",
+            setting="PAYCORE_ALLOW_PRIVATE_TARGETS",
+            why="tenant-chosen URLs may reach private, loopback and link-local addresses; "
+            "for a developer's own machine only",
+        )
 
 
 class _CheckedNetworkBackend(httpcore.AsyncNetworkBackend):
@@ -138,12 +177,11 @@ class _CheckedNetworkBackend(httpcore.AsyncNetworkBackend):
 
 
 def guarded_client(settings: Settings, *, timeout: float) -> httpx.AsyncClient:
-    """The HTTP client for URLs a merchant chose (webhook endpoints, provisioning URLs): in
-    production every connection is checked as it is made. Operator-configured targets (the
+    """The HTTP client for URLs a merchant chose (webhook endpoints, provisioning targets): every
+    connection is checked as it is made, in every environment. Operator-configured targets (the
     Pterodactyl panel, WhatsApp) use a plain client: the operator may well run them inside."""
     transport = httpx.AsyncHTTPTransport()
-    if settings.is_production:
-        # httpx does not take a network backend; its connection pool does (httpcore 1.x).
-        pool = transport._pool
-        pool._network_backend = _CheckedNetworkBackend(pool._network_backend, settings)
+    # httpx does not take a network backend; its connection pool does (httpcore 1.x).
+    pool = transport._pool
+    pool._network_backend = _CheckedNetworkBackend(pool._network_backend, settings)
     return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)

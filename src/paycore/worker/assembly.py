@@ -71,7 +71,7 @@ async def assembled_worker(
                 ),
                 FulfillmentDispatcher(
                     database,
-                    build_provisioners(settings, client, merchant_client),
+                    build_provisioners(settings, database, client, merchant_client),
                     breakers,
                     settings,
                     providers=registry,

@@ -9,6 +9,9 @@ the dispatcher built from an operator-defined server template and the product's 
 (`request.operator_spec`, see `paycore.server_templates`) — never a tenant's own server config.
 The creation fields are `user`, `egg`, `docker_image`, `startup`, `environment`, `limits`,
 `feature_limits`, and `allocation` or `deploy`; paycore adds `name` and `external_id`.
+
+What the panel answers is recorded as its status only (a fulfillment's `last_error` reaches the
+tenant in `fulfillment.failed`); its body goes to the operator's log, redacted.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from paycore.fulfillment.provisioners.base import (
     ProvisionRequest,
     ProvisionResult,
 )
+from paycore.logging import get_logger, redact_text
+
+log = get_logger(__name__)
 
 _REQUIRED = ("user", "egg", "docker_image", "startup", "limits", "feature_limits")
 # Only these creation fields pass to the operator's panel (a second fence behind the template's schema).
@@ -107,9 +113,7 @@ class PterodactylProvisioner:
         if response.status_code == 404:
             return None
         if not response.is_success:
-            raise ProvisionFailed(
-                f"looking the server up: HTTP {response.status_code}: {response.text[:300]}"
-            )
+            raise ProvisionFailed(f"looking the server up: {_refused(response)}")
         return _server_id(response)
 
     async def provision(self, request: ProvisionRequest) -> ProvisionResult:
@@ -125,18 +129,27 @@ class PterodactylProvisioner:
                 return ProvisionResult(result_ref=existing)
             response = await self._http.post(self._api("/servers"), json=body, headers=self._headers())
         except httpx.HTTPError as exc:
-            raise ProvisionerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise ProvisionerUnavailable(type(exc).__name__) from exc
         if response.status_code >= 500:
-            raise ProvisionerUnavailable(
-                f"creating the server: HTTP {response.status_code}: {response.text[:300]}"
-            )
+            raise ProvisionerUnavailable(f"creating the server: {_refused(response)}")
         if not response.is_success:
-            raise ProvisionFailed(f"creating the server: HTTP {response.status_code}: {response.text[:300]}")
+            raise ProvisionFailed(f"creating the server: {_refused(response)}")
         return ProvisionResult(result_ref=_server_id(response))
+
+
+def _refused(response: httpx.Response) -> str:
+    log.warning(
+        "pterodactyl_refused",
+        path=response.request.url.path,
+        status=response.status_code,
+        body=redact_text(response.text[:300]),
+    )
+    return f"HTTP {response.status_code}"
 
 
 def _server_id(response: httpx.Response) -> str:
     try:
         return str(response.json()["attributes"]["id"])
     except (ValueError, KeyError, TypeError):
-        raise ProvisionFailed(f"the panel answered without a server id: {response.text[:200]}") from None
+        _refused(response)
+        raise ProvisionFailed("the panel answered without a server id") from None

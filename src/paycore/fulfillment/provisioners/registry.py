@@ -5,16 +5,21 @@ from __future__ import annotations
 import httpx
 
 from paycore.config import Settings
+from paycore.db import Database
 from paycore.fulfillment.provisioners.base import Provisioner
 from paycore.fulfillment.provisioners.http import HttpProvisioner
 from paycore.fulfillment.provisioners.pterodactyl import PterodactylProvisioner
 
 
 def build_provisioners(
-    settings: Settings, http: httpx.AsyncClient, merchant_http: httpx.AsyncClient | None = None
+    settings: Settings,
+    database: Database,
+    http: httpx.AsyncClient,
+    merchant_http: httpx.AsyncClient | None = None,
 ) -> dict[str, Provisioner]:
-    """The generic provisioner calls a URL the merchant chose, so it gets `merchant_http`."""
+    """The generic provisioner calls a URL the merchant chose, so it gets `merchant_http`; it
+    reads the tenant's provisioning target (and its secret) from `database`."""
     return {
-        "http": HttpProvisioner(settings, merchant_http or http),
+        "http": HttpProvisioner(settings, database, merchant_http or http),
         "pterodactyl": PterodactylProvisioner(settings, http),
     }

@@ -55,7 +55,7 @@ class WhatsAppChannel:
                 headers={"Authorization": f"Bearer {settings.whatsapp_token.get_secret_value()}"},
             )
         except httpx.HTTPError as exc:
-            return DeliveryOutcome.failed(f"{type(exc).__name__}: {exc}")
+            return DeliveryOutcome.failed(type(exc).__name__)
         if response.is_success:
             # Accepted: whatever the body says, sending again would message the customer twice.
             try:
@@ -63,7 +63,8 @@ class WhatsAppChannel:
             except (ValueError, KeyError, IndexError, TypeError):
                 message_id = "accepted"
             return DeliveryOutcome.delivered(message_id)
-        detail = f"{response.status_code}: {response.text[:300]}"
+        # The status and Meta's numeric error code (documented, fixed), never the body's text.
+        detail = f"HTTP {response.status_code}" + _graph_error_code(response)
         # 429 and 5xx are worth another try; any other 4xx (a bad number, a template not approved)
         # will fail the same way every time.
         retryable = response.status_code == 429 or response.status_code >= 500
@@ -72,3 +73,11 @@ class WhatsAppChannel:
             permanent=not retryable,
             retry_after=retry_after_seconds(response.headers.get("retry-after")),
         )
+
+
+def _graph_error_code(response: httpx.Response) -> str:
+    try:
+        code = response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return ""
+    return f" (Graph API error {code})" if isinstance(code, int) else ""
