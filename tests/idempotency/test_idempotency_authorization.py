@@ -8,19 +8,29 @@ a webhook endpoint's `whsec_…` secret.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from sqlalchemy import text
+from starlette.routing import BaseRoute
 
+from paycore.app import create_app
+from paycore.auth.dependencies import authenticate, require_any_key, require_secret_key, require_storefront
 from paycore.auth.models import KeyKind, Scope
+from paycore.config import Settings
 from paycore.db import Database
+from paycore.dependencies import _read_session, _write_session
+from paycore.idempotency.models import IdempotencyKey
 from paycore.tenancy.models import Tenant
 from tests.factories import make_api_key
 from tests.flows.helpers import Shop, open_shop
 
 REPLAYED = "Idempotent-Replayed"
+SAVED_ANSWERS = IdempotencyKey.__tablename__
 ENDPOINT = {"url": "https://merchant.example/hooks", "events": ["order.paid"]}
 
 
@@ -131,7 +141,7 @@ class TestSavedAnswersAtRest:
         async with db.session(write=False) as session:
             (row,) = (
                 await session.execute(
-                    text("SELECT response_body, response_status FROM idempotency_keys WHERE key = :key"),
+                    text(f"SELECT response_body, response_status FROM {SAVED_ANSWERS} WHERE key = :key"),
                     {"key": "hook-1"},
                 )
             ).all()
@@ -152,10 +162,60 @@ class TestSavedAnswersAtRest:
         async with db.session() as session:
             await session.execute(
                 text(
-                    "UPDATE idempotency_keys SET response_body = "
-                    "(SELECT response_body FROM idempotency_keys WHERE key = 'hook-1') WHERE key = 'hook-2'"
+                    f"UPDATE {SAVED_ANSWERS} SET response_body = "
+                    f"(SELECT response_body FROM {SAVED_ANSWERS} WHERE key = 'hook-1') WHERE key = 'hook-2'"
                 )
             )
         stolen = await post(client, "/v1/webhook_endpoints", ENDPOINT, second, "hook-2")
         assert (stolen.status_code, stolen.json()["error"]["code"]) == (503, "idempotent_answer_unreadable")
         assert "whsec_" not in stolen.text
+
+
+def _api_routes(routes: Sequence[BaseRoute]) -> list[APIRoute]:
+    """Every route, through included routers (kept whole as `original_router` by FastAPI)."""
+    found: list[APIRoute] = []
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            found += _api_routes(included.routes)
+        elif isinstance(route, APIRoute):
+            found.append(route)
+    return found
+
+
+def _calls(dependant: Dependant) -> list[object]:
+    found: list[object] = []
+    for sub in dependant.dependencies:
+        found += [sub.call, *_calls(sub)]
+    return found
+
+
+def _is_key_check(call: object) -> bool:
+    return call in (require_any_key, require_secret_key, require_storefront) or getattr(
+        call, "__qualname__", ""
+    ).startswith("_requiring.")
+
+
+class TestEveryRouteClaimsAfterItsKeyCheck:
+    def test_every_post_taking_a_tenant_key_claims_in_its_key_check_before_any_session(
+        self, db: Database, settings: Settings
+    ) -> None:
+        """The claim opens its own write session: one opened before it (SQLite's writer lock is
+        one per process) would wait for ever, and a route authenticating outside the `…KeyDep`
+        aliases would never claim (or replay) at all."""
+        routes = [
+            route
+            for route in _api_routes(create_app(settings, database=db).routes)
+            if "POST" in route.methods and route.path.startswith("/v1/")
+        ]
+        checked = 0
+        for route in routes:
+            top = [sub.call for sub in route.dependant.dependencies]
+            checks = [index for index, call in enumerate(top) if _is_key_check(call)]
+            if authenticate not in _calls(route.dependant):
+                continue
+            assert len(checks) == 1, f"{route.path}: its key check is not one of the …KeyDep aliases"
+            sessions = [index for index, call in enumerate(top) if call in (_read_session, _write_session)]
+            assert all(checks[0] < index for index in sessions), f"{route.path}: a session opens first"
+            checked += 1
+        assert checked >= 10  # the merchant and storefront POSTs

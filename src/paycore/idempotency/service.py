@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from paycore.clock import utcnow
 from paycore.db import upsert_insert
 from paycore.errors import IdempotencyError, ServiceUnavailable
-from paycore.idempotency.models import IdempotencyKey, KeyState
+from paycore.idempotency.models import IdempotencyKey, KeyState, legacy_idempotency_keys
 from paycore.ids import new_id
 from paycore.logging import get_logger
 from paycore.secrets_box import SealError, SecretsBox
@@ -169,7 +169,12 @@ async def release_key(session: AsyncSession, ref: KeyRef) -> None:
 async def prune_keys(session: AsyncSession, *, older_than: timedelta, now: datetime | None = None) -> int:
     cutoff = (now or utcnow()) - older_than
     result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
-    return int(getattr(result, "rowcount", 0) or 0)
+    # What the release before revision 0012 saved while a rolling deploy still ran it (in plain
+    # text) goes after the same time.
+    legacy = await session.execute(
+        delete(legacy_idempotency_keys).where(legacy_idempotency_keys.c.created_at < cutoff)
+    )
+    return int(getattr(result, "rowcount", 0) or 0) + int(getattr(legacy, "rowcount", 0) or 0)
 
 
 async def reseal_answers(session: AsyncSession, box: SecretsBox) -> int:
