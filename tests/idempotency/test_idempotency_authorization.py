@@ -26,6 +26,7 @@ from paycore.db import Database
 from paycore.dependencies import _read_session, _write_session
 from paycore.idempotency.models import IdempotencyKey
 from paycore.tenancy.models import Tenant
+from tests.conftest import make_settings
 from tests.factories import make_api_key
 from tests.flows.helpers import Shop, open_shop
 
@@ -194,6 +195,21 @@ def _is_key_check(call: object) -> bool:
     return call in (require_any_key, require_secret_key, require_storefront) or getattr(
         call, "__qualname__", ""
     ).startswith("_requiring.")
+
+
+class TestProductionWithoutASecretsKey:
+    async def test_a_post_with_a_key_is_refused_before_it_runs(self, db: Database, shop: Shop) -> None:
+        """An answer that could not be sealed must not be kept in the clear: refuse up front."""
+        production = make_settings(
+            env="production",
+            checkout_token_secret="k3J9qL0vX2mN8pR4tY6wZ1aB5cD7eF9gH0iJ",
+            database_url=db.engine.url.render_as_string(hide_password=False),
+        )
+        transport = httpx.ASGITransport(app=create_app(production, database=db))
+        async with httpx.AsyncClient(transport=transport, base_url="https://paycore.test") as api:
+            refused = await post(api, "/v1/webhook_endpoints", ENDPOINT, shop.secret, "hook-1")
+        assert (refused.status_code, refused.json()["error"]["code"]) == (503, "secrets_key_missing")
+        assert await endpoint_count(db, shop.tenant_id) == 0
 
 
 class TestEveryRouteClaimsAfterItsKeyCheck:
