@@ -23,6 +23,7 @@ from paycore.config import Settings, load_settings
 from paycore.customers.endpoints import router as customers_router
 from paycore.db import Database, create_engine
 from paycore.errors import install_error_handlers
+from paycore.idempotency.dependencies import REPLAYED_HEADER, ReplaySaved, replay_saved_answer
 from paycore.idempotency.middleware import IdempotencyMiddleware
 from paycore.invalidation import CacheKind, invalidations_for
 from paycore.logging import configure_logging, get_logger
@@ -60,7 +61,7 @@ _CORS_HEADERS = [
     REQUEST_ID_HEADER,
     "X-Receipt-Token",
 ]
-_CORS_EXPOSED = [REQUEST_ID_HEADER, "Idempotent-Replayed", "Retry-After"]
+_CORS_EXPOSED = [REQUEST_ID_HEADER, REPLAYED_HEADER, "Retry-After"]
 
 
 async def warn_about_refused_webhooks(database: Database, registry: ProviderRegistry) -> None:
@@ -172,6 +173,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.shutting_down = False
 
     install_error_handlers(app)
+    app.add_exception_handler(ReplaySaved, replay_saved_answer)
     if settings.cors_origins:
         app.add_middleware(
             EnvelopeCORSMiddleware,

@@ -9,7 +9,13 @@ import pytest
 from sqlalchemy import select
 
 from paycore.db import Database, create_engine
+from paycore.idempotency.service import KeyRef, claim_key, save_response
+from paycore.ids import new_id
+from paycore.merchant_webhooks.models import WebhookEndpoint
+from paycore.merchant_webhooks.sealing import EndpointSecrets, open_secrets, seal_secrets
+from paycore.merchant_webhooks.signing import new_secret
 from paycore.outbox.models import OutboxChannel, OutboxMessage, OutboxStatus
+from paycore.secrets_box import SecretsBox
 from paycore.tenancy.models import Tenant
 from tests.backends import BACKENDS
 from tests.cli.conftest import Cli
@@ -127,3 +133,70 @@ def test_provider_keys_are_listed_and_resealed_under_a_new_secrets_key(
         env={"PAYCORE_SECRETS_KEY": new_key, "COLUMNS": "200"},
     )
     assert "sk_test_…ghij" in only_new
+
+
+async def add_webhook_secrets_and_an_answer(url: str, slug: str, box: SecretsBox) -> list[str]:
+    """An endpoint stored before sealing (plain text), one sealed under `box`, and a saved
+    idempotent answer sealed under `box`; returns the two endpoints' secrets."""
+    database = Database(create_engine(make_settings(database_url=url)))
+    try:
+        async with database.session(write=True) as session:
+            tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+            assert tenant is not None
+            plain, sealed = new_secret(), new_secret()
+            session.add(
+                WebhookEndpoint(tenant_id=tenant.id, livemode=False, url="https://a.example/h", secret=plain)
+            )
+            endpoint = WebhookEndpoint(
+                id=new_id("we"), tenant_id=tenant.id, livemode=False, url="https://b.example/h"
+            )
+            seal_secrets(box, endpoint, EndpointSecrets(current=sealed, previous=plain))
+            session.add(endpoint)
+            ref = KeyRef(tenant_id=tenant.id, livemode=False, api_key_id="key_runbook", key="k1")
+            assert await claim_key(session, box, ref, method="POST", path="/v1/x", fingerprint="f") is None
+            await save_response(session, box, ref, status=201, body=b'{"secret":"' + sealed.encode() + b'"}')
+        return [plain, sealed]
+    finally:
+        await database.dispose()
+
+
+async def opened_under(url: str, slug: str, box: SecretsBox) -> tuple[list[EndpointSecrets], bytes]:
+    database = Database(create_engine(make_settings(database_url=url)))
+    try:
+        async with database.session(write=True) as session:
+            tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+            assert tenant is not None
+            endpoints = list(await session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.url)))
+            opened = [open_secrets(box, endpoint) for endpoint in endpoints]
+            assert all(endpoint.secrets_key_id == box.primary_kid for endpoint in endpoints)
+            ref = KeyRef(tenant_id=tenant.id, livemode=False, api_key_id="key_runbook", key="k1")
+            saved = await claim_key(session, box, ref, method="POST", path="/v1/x", fingerprint="f")
+            assert saved is not None
+        return opened, saved.body
+    finally:
+        await database.dispose()
+
+
+def test_webhook_secrets_and_saved_answers_are_resealed_under_a_new_secrets_key(
+    cli: Cli, fresh_database_url: str
+) -> None:
+    cli("db", "migrate")
+    cli("tenants", "create", "--slug", "hook-shop", "--name", "Hook Shop")
+    old_key = cli("providers", "new-secrets-key", "--kid", "k1").strip().splitlines()[-1]
+    new_key = cli("providers", "new-secrets-key", "--kid", "k2").strip().splitlines()[-1]
+    plain, sealed = asyncio.run(
+        add_webhook_secrets_and_an_answer(fresh_database_url, "hook-shop", SecretsBox.from_setting(old_key))
+    )
+
+    rotated = {"PAYCORE_SECRETS_KEY": f"{new_key},{old_key}"}
+    assert "Resealed 2 webhook endpoint(s) and 1 saved idempotent answer(s)" in cli(
+        "providers", "reseal", env=rotated
+    )
+    assert "Resealed 0 webhook endpoint(s) and 0 saved idempotent answer(s)" in cli(
+        "providers", "reseal", env=rotated
+    )
+    opened, answer = asyncio.run(
+        opened_under(fresh_database_url, "hook-shop", SecretsBox.from_setting(new_key))
+    )
+    assert opened == [EndpointSecrets(plain, None), EndpointSecrets(sealed, plain)]
+    assert sealed.encode() in answer

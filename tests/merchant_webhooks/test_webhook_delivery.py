@@ -18,8 +18,11 @@ from paycore.config import Settings
 from paycore.db import Database
 from paycore.merchant_webhooks.delivery import MerchantWebhookChannel
 from paycore.merchant_webhooks.models import WebhookAttempt, WebhookEndpoint
+from paycore.merchant_webhooks.sealing import open_secrets, seal_secrets
 from paycore.outbox.dispatch import OutboxDispatcher
 from paycore.outbox.models import OutboxChannel, OutboxMessage, OutboxStatus
+from paycore.sealing import secrets_box
+from paycore.secrets_box import new_key_line
 from tests.conftest import make_settings
 from tests.flows.helpers import Shop, buy, confirm, create_product, deliver, open_shop
 
@@ -314,11 +317,16 @@ class TestTargets:
             "env": "production",
             "checkout_token_secret": "k3J9qL0vX2mN8pR4tY6wZ1aB5cD7eF9gH0iJ",
             "database_url": base,
+            "secrets_key": new_key_line("prod"),
         }
         shop = await open_shop(db)
         await add_endpoint(client, shop, events=["order.paid"])
         async with db.session() as session:
             await session.execute(update(WebhookEndpoint).values(url="https://127.0.0.1:9/hooks"))
+            # Production opens secrets with PAYCORE_SECRETS_KEY only: seal the endpoint's under it.
+            (endpoint,) = await session.scalars(select(WebhookEndpoint))
+            opened = open_secrets(secrets_box(make_settings()), endpoint)
+            seal_secrets(secrets_box(make_settings(**production)), endpoint, opened)
         await paid_order(db, make_settings(database_url=base), client, shop)
 
         await drain(worker(db, make_settings(**production), receiver))

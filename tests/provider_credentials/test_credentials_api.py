@@ -33,7 +33,8 @@ from paycore.payments.providers.base import (
 from paycore.payments.providers.guarded import GuardedProvider
 from paycore.payments.providers.registry import ProviderRegistry, breakers_for, build_registry
 from paycore.provider_credentials.models import ProviderCredential
-from paycore.provider_credentials.service import CredentialStore, credentials_of, reseal_all, secrets_box
+from paycore.provider_credentials.service import CredentialStore, credentials_of, reseal_all
+from paycore.sealing import secrets_box
 from paycore.secrets_box import new_key_line
 from paycore.tenancy.models import Tenant
 from tests.conftest import make_settings

@@ -15,10 +15,11 @@ from paycore.clock import utcnow
 from paycore.db import Database
 from paycore.dependencies import DatabaseDep, client_ip
 from paycore.errors import AuthenticationFailed, PermissionDenied
+from paycore.idempotency.dependencies import replay_or_claim
 from paycore.tenancy.standing import StandingCache
 
-# Set by the idempotency middleware, which authenticates before the route does: read it back
-# instead of authenticating twice.
+# Where a request keeps its authenticated context once the rate limiter has looked the key up, so
+# the route does not look it up again.
 CONTEXT_SCOPE_KEY = "paycore.tenant_context"
 
 
@@ -69,15 +70,34 @@ async def authenticate(request: Request, database: DatabaseDep) -> TenantContext
     )
 
 
-AnyKeyDep = Annotated[TenantContext, Depends(authenticate)]
+# Every dependency a route declares as its key check (the `…KeyDep` aliases below) ends with
+# `replay_or_claim`: an Idempotency-Key is claimed, or its saved answer replayed, only once the
+# caller has passed every check of that route. The steps they are built of do not claim.
+_AuthenticatedDep = Annotated[TenantContext, Depends(authenticate)]
 
 
-async def require_secret_key(context: AnyKeyDep) -> TenantContext:
+async def require_any_key(request: Request, context: _AuthenticatedDep) -> TenantContext:
+    await replay_or_claim(request, context)
+    return context
+
+
+AnyKeyDep = Annotated[TenantContext, Depends(require_any_key)]
+
+
+async def _secret_key(context: _AuthenticatedDep) -> TenantContext:
     if context.key_kind is not KeyKind.SECRET:
         raise PermissionDenied(
             "This endpoint needs a secret key (sk_…); publishable keys reach only the storefront API.",
             code="secret_key_required",
         )
+    return context
+
+
+_SecretKeyStepDep = Annotated[TenantContext, Depends(_secret_key)]
+
+
+async def require_secret_key(request: Request, context: _SecretKeyStepDep) -> TenantContext:
+    await replay_or_claim(request, context)
     return context
 
 
@@ -93,8 +113,11 @@ async def ensure_may_sell(request: Request, database: Database, context: TenantC
         )
 
 
-async def require_storefront(request: Request, context: AnyKeyDep, database: DatabaseDep) -> TenantContext:
+async def require_storefront(
+    request: Request, context: _AuthenticatedDep, database: DatabaseDep
+) -> TenantContext:
     await ensure_may_sell(request, database, context)
+    await replay_or_claim(request, context)
     return context
 
 
@@ -104,7 +127,7 @@ StorefrontKeyDep = Annotated[TenantContext, Depends(require_storefront)]
 
 
 def _requiring(scope: Scope) -> Callable[..., Awaitable[TenantContext]]:
-    async def require(request: Request, context: SecretKeyDep, database: DatabaseDep) -> TenantContext:
+    async def require(request: Request, context: _SecretKeyStepDep, database: DatabaseDep) -> TenantContext:
         if scope not in context.scopes:
             raise PermissionDenied(
                 f"This API key lacks the {scope.value} scope this endpoint needs.", code="insufficient_scope"
@@ -112,6 +135,7 @@ def _requiring(scope: Scope) -> Callable[..., Awaitable[TenantContext]]:
         # Refunds of orders already paid go on while suspended: money is never held hostage.
         if scope is not Scope.REFUNDS:
             await ensure_may_sell(request, database, context)
+        await replay_or_claim(request, context)
         return context
 
     return require

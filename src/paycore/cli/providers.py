@@ -17,11 +17,14 @@ from rich.table import Table
 from paycore.auth.models import KeyMode
 from paycore.cli.common import cli_actor, console, database_for, fail, print_json, run_async, settings_or_exit
 from paycore.clock import utcnow
+from paycore.idempotency.service import reseal_answers
+from paycore.merchant_webhooks.sealing import reseal_endpoints
 from paycore.payments.providers.registry import build_registry
 from paycore.provider_credentials import service
 from paycore.provider_credentials.endpoints import configurable, credentials_out
 from paycore.provisioning_targets.service import reseal_targets
-from paycore.secrets_box import SecretsKeyError, new_key_line
+from paycore.sealing import secrets_box
+from paycore.secrets_box import SealError, SecretsKeyError, new_key_line
 from paycore.tenancy.service import get_tenant_by_slug
 
 app = typer.Typer(help="Payment-provider credentials of a tenant.", no_args_is_help=True)
@@ -181,13 +184,24 @@ def new_secrets_key(
 
 @app.command("reseal")
 def reseal() -> None:
-    """Reseal every stored credential and provisioning-target secret under the first key of
-    PAYCORE_SECRETS_KEY."""
+    """Reseal every stored secret under the first key of PAYCORE_SECRETS_KEY: provider credentials,
+    provisioning-target secrets, webhook endpoint secrets (sealing those stored before sealing
+    existed) and saved idempotent answers."""
     settings = settings_or_exit(quiet_logs=True)
 
-    async def work() -> tuple[int, int]:
+    async def work() -> tuple[int, int, int, int]:
         async with database_for(settings) as database, database.session(write=True) as session:
-            return await service.reseal_all(session, settings), await reseal_targets(session, settings)
+            box = secrets_box(settings)
+            return (
+                await service.reseal_all(session, settings),
+                await reseal_targets(session, settings),
+                await reseal_endpoints(session, box),
+                await reseal_answers(session, box),
+            )
 
-    credentials, targets = run_async(work)
+    try:
+        credentials, targets, endpoints, answers = run_async(work)
+    except SealError as exc:
+        fail(f"{exc}; put the key it was sealed under back in PAYCORE_SECRETS_KEY (after the first)")
     console.print(f"Resealed {credentials} credential row(s) and {targets} provisioning target(s).")
+    console.print(f"Resealed {endpoints} webhook endpoint(s) and {answers} saved idempotent answer(s).")

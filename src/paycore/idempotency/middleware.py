@@ -1,6 +1,11 @@
 """Idempotency-Key on every POST of the merchant and storefront APIs, as ASGI middleware: it must
 see the raw request body and the final response, which a route dependency cannot.
 
+The middleware does not claim the key or replay: the route's key check does, as its last step
+(`idempotency.dependencies.replay_or_claim`), so nothing is replayed to a caller the route would
+refuse. The middleware reads the body, leaves the key for that claim, and afterwards saves the
+answer of a request whose key was claimed.
+
 Not saved (so a retry runs again): requests that fail authentication, authorization, rate
 limiting or validation (401, 403, 422, 429, malformed JSON), and requests whose handler raised.
 """
@@ -13,22 +18,13 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paycore.auth.context import TenantContext
-from paycore.auth.dependencies import CONTEXT_SCOPE_KEY, authenticate_headers
 from paycore.db import Database
-from paycore.errors import AuthenticationFailed, PaycoreError
-from paycore.idempotency.service import (
-    KeyRef,
-    claim_key,
-    release_key,
-    request_fingerprint,
-    save_response,
-    validate_key,
-)
-from paycore.middleware import send_error, send_json
+from paycore.errors import PaycoreError
+from paycore.idempotency.dependencies import PENDING_SCOPE_KEY, PendingKey
+from paycore.idempotency.service import release_key, request_fingerprint, save_response, validate_key
+from paycore.middleware import send_error
 
 HEADER = "idempotency-key"
-REPLAYED_HEADER = "Idempotent-Replayed"
 _NOT_SAVED_STATUSES = frozenset({401, 403, 422, 429})
 # Refusals that say "try again" (the request never really ran, or lost a race): not saved, so a
 # retry under the same key runs rather than replaying the refusal for a day.
@@ -66,39 +62,9 @@ class IdempotencyMiddleware:
         except PaycoreError as exc:
             await send_error(send, exc)
             return
-        database: Database = scope["app"].state.database
-        context = scope.get(CONTEXT_SCOPE_KEY)  # the rate limiter may have authenticated already
-        if not isinstance(context, TenantContext):
-            try:
-                context = await authenticate_headers(
-                    database,
-                    authorization=headers.get("authorization"),
-                    ip=(scope.get("client") or (None,))[0],
-                    user_agent=headers.get("user-agent"),
-                )
-            except AuthenticationFailed:
-                await self.app(scope, receive, send)  # the route answers 401, nothing is saved
-                return
-            scope[CONTEXT_SCOPE_KEY] = context
-
         body = await _read_body(receive)
-        ref = KeyRef(tenant_id=context.tenant_id, livemode=context.livemode, key=key)
-        try:
-            async with database.session(write=True) as session:
-                saved = await claim_key(
-                    session,
-                    ref,
-                    method=scope["method"],
-                    path=scope["path"],
-                    fingerprint=request_fingerprint(scope["method"], scope["path"], body),
-                )
-        except PaycoreError as exc:
-            await send_error(send, exc)
-            return
-        if saved is not None:
-            await send_json(send, saved.status, saved.body, [(REPLAYED_HEADER.encode(), b"true")])
-            return
-
+        pending = PendingKey(key=key, fingerprint=request_fingerprint(scope["method"], scope["path"], body))
+        scope[PENDING_SCOPE_KEY] = pending
         response: dict[str, Any] = {"status": 500, "body": bytearray()}
 
         async def replay_body() -> Message:
@@ -111,17 +77,28 @@ class IdempotencyMiddleware:
                 response["body"].extend(message.get("body", b""))
             await send(message)
 
+        database: Database = scope["app"].state.database
         try:
             await self.app(scope, replay_body, capture)
         except BaseException:
-            async with database.session(write=True) as session:
-                await release_key(session, ref)
+            if pending.claimed is not None:
+                async with database.session(write=True) as session:
+                    await release_key(session, pending.claimed)
             raise
+        # Unclaimed: refused before the claim, replayed, or a route without a tenant key.
+        if pending.claimed is None or pending.box is None:
+            return
         async with database.session(write=True) as session:
             if _is_saved(response["status"], bytes(response["body"])):
-                await save_response(session, ref, status=response["status"], body=bytes(response["body"]))
+                await save_response(
+                    session,
+                    pending.box,
+                    pending.claimed,
+                    status=response["status"],
+                    body=bytes(response["body"]),
+                )
             else:
-                await release_key(session, ref)
+                await release_key(session, pending.claimed)
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -4,6 +4,10 @@ Stripe's semantics: the first request's status and body are saved once its handl
 replayed to retries with the same key and the same request; a different request under the same
 key is refused (422 `idempotency_key_reused`), as is a retry while the first still runs (409
 `idempotency_key_in_use`). Requests that fail validation are not saved, so they may be retried.
+
+A key belongs to the API key that sent it (tenant, mode and API key), and the saved answer is
+sealed under `PAYCORE_SECRETS_KEY` with that identity as its associated data: an answer may carry
+a secret shown once, and a copy of the database must not show it again.
 """
 
 from __future__ import annotations
@@ -19,27 +23,43 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.clock import utcnow
 from paycore.db import upsert_insert
-from paycore.errors import IdempotencyError
-from paycore.idempotency.models import IdempotencyKey, KeyState
+from paycore.errors import IdempotencyError, ServiceUnavailable
+from paycore.idempotency.models import IdempotencyKey, KeyState, legacy_idempotency_keys
 from paycore.ids import new_id
+from paycore.logging import get_logger
+from paycore.secrets_box import SealError, SecretsBox
+
+log = get_logger(__name__)
 
 MAX_KEY_LENGTH = 255
 
 
+class SavedAnswerUnreadable(ServiceUnavailable):
+    code = "idempotent_answer_unreadable"
+
+
 @dataclass(frozen=True, slots=True)
 class KeyRef:
-    """An Idempotency-Key is unique per tenant and mode."""
+    """An Idempotency-Key is unique per tenant, mode and API key."""
 
     tenant_id: str
     livemode: bool
+    api_key_id: str
     key: str
 
     def where(self) -> tuple[Any, ...]:
         return (
             IdempotencyKey.tenant_id == self.tenant_id,
             IdempotencyKey.livemode == self.livemode,
+            IdempotencyKey.api_key_id == self.api_key_id,
             IdempotencyKey.key == self.key,
         )
+
+    def seal_context(self) -> bytes:
+        """The row's identity, authenticated with its sealed answer: copied to another key's row,
+        it does not open. (An Idempotency-Key is printable, so it holds no separator.)"""
+        mode = "live" if self.livemode else "test"
+        return f"idempotent-answer\x1f{self.tenant_id}\x1f{mode}\x1f{self.api_key_id}\x1f{self.key}".encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +89,7 @@ def validate_key(key: str) -> None:
 
 
 async def claim_key(
-    session: AsyncSession, ref: KeyRef, *, method: str, path: str, fingerprint: str
+    session: AsyncSession, box: SecretsBox, ref: KeyRef, *, method: str, path: str, fingerprint: str
 ) -> SavedResponse | None:
     """Claim `key` for this request (None: go ahead), or return the response to replay."""
     now = utcnow()
@@ -79,6 +99,7 @@ async def claim_key(
             id=new_id("idem"),
             tenant_id=ref.tenant_id,
             livemode=ref.livemode,
+            api_key_id=ref.api_key_id,
             key=ref.key,
             method=method,
             path=path,
@@ -86,7 +107,7 @@ async def claim_key(
             state=KeyState.IN_FLIGHT.value,
             created_at=now,
         )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "livemode", "key"])
+        .on_conflict_do_nothing(index_elements=["tenant_id", "livemode", "api_key_id", "key"])
     )
     if getattr(inserted, "rowcount", 0):
         return None
@@ -104,31 +125,34 @@ async def claim_key(
             code="idempotency_key_in_use",
             status_code=409,
         )
-    return SavedResponse(status=existing.response_status, body=(existing.response_body or "").encode())
+    return SavedResponse(status=existing.response_status, body=_open_answer(box, ref, existing))
 
 
-def without_shown_once_secret(body: bytes) -> bytes:
-    """The answer as it is kept for replays: a secret shown once (a new webhook endpoint's or
-    provisioning target's `secret`) is not written to the database in the clear — a replay says
-    null, and the owner rotates the secret if the first answer was lost."""
+def _open_answer(box: SecretsBox, ref: KeyRef, row: IdempotencyKey) -> bytes:
     try:
-        document = json.loads(body)
-    except ValueError:
-        return body
-    if not isinstance(document, dict) or not document.get("secret"):
-        return body
-    return json.dumps({**document, "secret": None}, separators=(",", ":")).encode()
+        return box.open(row.response_body or "", context=ref.seal_context())
+    except SealError as exc:
+        # The request ran; running it again could charge twice. Refuse, loudly, until the key
+        # that sealed it is back in PAYCORE_SECRETS_KEY.
+        log.error(
+            "idempotent_answer_unreadable", tenant=ref.tenant_id, key_id=row.secrets_key_id, error=str(exc)
+        )
+        raise SavedAnswerUnreadable(
+            "The saved answer to this Idempotency-Key cannot be opened; the operator has been told."
+        ) from None
 
 
-async def save_response(session: AsyncSession, ref: KeyRef, *, status: int, body: bytes) -> None:
-    body = without_shown_once_secret(body)
+async def save_response(
+    session: AsyncSession, box: SecretsBox, ref: KeyRef, *, status: int, body: bytes
+) -> None:
     await session.execute(
         update(IdempotencyKey)
         .where(*ref.where())
         .values(
             state=KeyState.DONE,
             response_status=status,
-            response_body=body.decode("utf-8", "replace"),
+            response_body=box.seal(body, context=ref.seal_context()),
+            secrets_key_id=box.primary_kid,
             completed_at=utcnow(),
         )
         .execution_options(synchronize_session=False)
@@ -145,4 +169,26 @@ async def release_key(session: AsyncSession, ref: KeyRef) -> None:
 async def prune_keys(session: AsyncSession, *, older_than: timedelta, now: datetime | None = None) -> int:
     cutoff = (now or utcnow()) - older_than
     result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
-    return int(getattr(result, "rowcount", 0) or 0)
+    # What the release before revision 0012 saved while a rolling deploy still ran it (in plain
+    # text) goes after the same time.
+    legacy = await session.execute(
+        delete(legacy_idempotency_keys).where(legacy_idempotency_keys.c.created_at < cutoff)
+    )
+    return int(getattr(result, "rowcount", 0) or 0) + int(getattr(legacy, "rowcount", 0) or 0)
+
+
+async def reseal_answers(session: AsyncSession, box: SecretsBox) -> int:
+    """Reseal every saved answer not sealed under the keyring's first key; returns how many."""
+    rows = await session.scalars(
+        select(IdempotencyKey)
+        .where(IdempotencyKey.state == KeyState.DONE, IdempotencyKey.secrets_key_id != box.primary_kid)
+        .with_for_update()
+    )
+    count = 0
+    for row in rows:
+        ref = KeyRef(tenant_id=row.tenant_id, livemode=row.livemode, api_key_id=row.api_key_id, key=row.key)
+        row.response_body = box.seal(_open_answer(box, ref, row), context=ref.seal_context())
+        row.secrets_key_id = box.primary_kid
+        count += 1
+    await session.flush()
+    return count

@@ -26,12 +26,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.db import Database
+from paycore.logging import get_logger
 from paycore.merchant_webhooks.models import WebhookAttempt, WebhookEndpoint
+from paycore.merchant_webhooks.sealing import secrets_in_use
 from paycore.merchant_webhooks.signing import signed_headers
 from paycore.merchant_webhooks.targets import TargetRefused, check_target
 from paycore.outbox.channels.base import DeliveryOutcome, retry_after_seconds
 from paycore.outbox.models import OutboxChannel, OutboxMessage
 from paycore.outbox.service import alert_ops
+from paycore.sealing import SecretsKeyMissing, secrets_box
+from paycore.secrets_box import SealError
+
+log = get_logger(__name__)
 
 TIMEOUT_SECONDS = 15.0
 DISABLE_AFTER = timedelta(days=5)
@@ -46,17 +52,6 @@ class EndpointResult:
     latency_ms: int
     error: str | None
     retry_after: float | None
-
-
-def secrets_in_use(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
-    in_use = [endpoint.secret]
-    if (
-        endpoint.previous_secret
-        and endpoint.previous_secret_expires_at
-        and endpoint.previous_secret_expires_at > now
-    ):
-        in_use.append(endpoint.previous_secret)
-    return in_use
 
 
 def wants(endpoint: WebhookEndpoint, event_type: str) -> bool:
@@ -95,14 +90,18 @@ class MerchantWebhookChannel:
     async def _send(self, endpoint: WebhookEndpoint, message: OutboxMessage, body: bytes) -> EndpointResult:
         started = time.perf_counter()
         try:
-            await check_target(endpoint.url, self._settings)
             now = utcnow()
+            signing = secrets_in_use(secrets_box(self._settings), endpoint, now)
+        except (SealError, SecretsKeyMissing) as exc:
+            # Never sent unsigned: a failed attempt, retried like any other, and said loudly.
+            log.error("webhook_endpoint_secret_unreadable", endpoint=endpoint.id, error=str(exc))
+            return EndpointResult(endpoint.id, False, False, None, 0, "signing secret unreadable", None)
+        try:
+            await check_target(endpoint.url, self._settings)
             headers = {
                 "content-type": "application/json",
                 "user-agent": "paycore-webhooks/1",
-                **signed_headers(
-                    secrets_in_use(endpoint, now), str(message.payload["id"]), int(now.timestamp()), body
-                ),
+                **signed_headers(signing, str(message.payload["id"]), int(now.timestamp()), body),
             }
             response = await self._http.post(
                 endpoint.url, content=body, headers=headers, timeout=TIMEOUT_SECONDS, follow_redirects=False

@@ -14,7 +14,7 @@ from paycore.schemas import DEFAULT_LIMIT, CursorQuery, LimitQuery, ListOut
 router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhook endpoints"])
 
 
-def endpoint_out(endpoint: WebhookEndpoint, *, show_secret: bool = False) -> EndpointOut:
+def endpoint_out(endpoint: WebhookEndpoint, *, new_secret: str | None = None) -> EndpointOut:
     return EndpointOut(
         id=endpoint.id,
         livemode=endpoint.livemode,
@@ -26,7 +26,7 @@ def endpoint_out(endpoint: WebhookEndpoint, *, show_secret: bool = False) -> End
         failing_since=endpoint.failing_since,
         previous_secret_expires_at=endpoint.previous_secret_expires_at,
         created=endpoint.created_at,
-        secret=endpoint.secret if show_secret else None,
+        secret=new_secret,
     )
 
 
@@ -47,10 +47,10 @@ def attempt_out(attempt: WebhookAttempt) -> AttemptOut:
 async def create_endpoint(
     body: EndpointCreate, context: WriteKeyDep, session: WriteSessionDep, settings: SettingsDep
 ) -> EndpointOut:
-    endpoint = await service.create_endpoint(
+    created = await service.create_endpoint(
         session, context, settings, url=body.url, events=body.events, description=body.description
     )
-    return endpoint_out(endpoint, show_secret=True)
+    return endpoint_out(created.endpoint, new_secret=created.secret)
 
 
 @router.get("", summary="List endpoints")
@@ -83,12 +83,20 @@ async def enable_endpoint(endpoint_id: str, context: WriteKeyDep, session: Write
 
 @router.post("/{endpoint_id}/rotate_secret", summary="New secret; the old one keeps signing for a while")
 async def rotate_secret(
-    endpoint_id: str, body: RotateSecretIn, context: WriteKeyDep, session: WriteSessionDep
+    endpoint_id: str,
+    body: RotateSecretIn,
+    context: WriteKeyDep,
+    session: WriteSessionDep,
+    settings: SettingsDep,
 ) -> EndpointOut:
-    endpoint = await service.rotate_secret(
-        session, context, endpoint_id, previous_valid=timedelta(hours=body.previous_secret_valid_hours)
+    rotated = await service.rotate_secret(
+        session,
+        context,
+        settings,
+        endpoint_id,
+        previous_valid=timedelta(hours=body.previous_secret_valid_hours),
     )
-    return endpoint_out(endpoint, show_secret=True)
+    return endpoint_out(rotated.endpoint, new_secret=rotated.secret)
 
 
 @router.get("/{endpoint_id}/attempts", summary="Delivery attempts to this endpoint, newest first")

@@ -10,7 +10,8 @@ from paycore.db import Base, created_column, id_column, tenant_column, updated_c
 
 class WebhookEndpoint(Base):
     """Where a merchant wants events. While a secret is being rotated, the previous one keeps
-    signing alongside it until `previous_secret_expires_at`, so receivers can switch at leisure."""
+    signing alongside it until `previous_secret_expires_at`, so receivers can switch at leisure.
+    Both secrets are sealed at rest (`merchant_webhooks.sealing`)."""
 
     __tablename__ = "webhook_endpoints"
     __table_args__ = (Index(None, "tenant_id", "livemode", "created_at"),)
@@ -23,6 +24,8 @@ class WebhookEndpoint(Base):
     secret: Mapped[str] = mapped_column(String(200))
     previous_secret: Mapped[str | None] = mapped_column(String(200))
     previous_secret_expires_at: Mapped[datetime | None]
+    # The key the secrets are sealed under; NULL: a row from before sealing, still plain text.
+    secrets_key_id: Mapped[str | None] = mapped_column(String(32))
     # Event types this endpoint wants; ["*"] for all.
     events: Mapped[list[str]] = mapped_column(default=lambda: ["*"])
     enabled: Mapped[bool] = mapped_column(default=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -12,10 +13,25 @@ from paycore.auth.context import TenantContext
 from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.errors import NotFound
+from paycore.ids import new_id
+from paycore.logging import get_logger
 from paycore.merchant_webhooks.models import WebhookAttempt, WebhookEndpoint
+from paycore.merchant_webhooks.sealing import EndpointSecrets, open_secrets, seal_secrets
 from paycore.merchant_webhooks.signing import new_secret
 from paycore.merchant_webhooks.targets import check_new_target
 from paycore.pagination import Page, paginate
+from paycore.sealing import secrets_box
+from paycore.secrets_box import SealError
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class NewSecret:
+    """An endpoint and its new secret in the clear: shown once to its owner, stored sealed."""
+
+    endpoint: WebhookEndpoint
+    secret: str
 
 
 def _audit(session: AsyncSession, context: TenantContext, endpoint: WebhookEndpoint, action: str) -> None:
@@ -38,20 +54,23 @@ async def create_endpoint(
     url: str,
     events: list[str],
     description: str | None,
-) -> WebhookEndpoint:
+) -> NewSecret:
     await check_new_target(url, settings)
+    box = secrets_box(settings)
+    secret = new_secret()
     endpoint = WebhookEndpoint(
+        id=new_id("we"),
         tenant_id=context.tenant_id,
         livemode=context.livemode,
         url=url,
         events=events,
         description=description,
-        secret=new_secret(),
     )
+    seal_secrets(box, endpoint, EndpointSecrets(current=secret, previous=None))
     session.add(endpoint)
     await session.flush()
     _audit(session, context, endpoint, "created")
-    return endpoint
+    return NewSecret(endpoint, secret)
 
 
 async def get_endpoint(session: AsyncSession, context: TenantContext, endpoint_id: str) -> WebhookEndpoint:
@@ -105,15 +124,27 @@ async def enable_endpoint(session: AsyncSession, context: TenantContext, endpoin
 
 
 async def rotate_secret(
-    session: AsyncSession, context: TenantContext, endpoint_id: str, *, previous_valid: timedelta
-) -> WebhookEndpoint:
+    session: AsyncSession,
+    context: TenantContext,
+    settings: Settings,
+    endpoint_id: str,
+    *,
+    previous_valid: timedelta,
+) -> NewSecret:
     """A new secret; the old one keeps signing alongside it for `previous_valid`."""
+    box = secrets_box(settings)
     endpoint = await get_endpoint(session, context, endpoint_id)
-    endpoint.previous_secret = endpoint.secret
+    try:
+        previous: str | None = open_secrets(box, endpoint).current
+    except SealError:
+        # Deliveries to it already fail for want of a secret that opens; a fresh one mends that.
+        log.error("webhook_endpoint_secret_unreadable", endpoint=endpoint.id, key_id=endpoint.secrets_key_id)
+        previous = None
+    secret = new_secret()
+    seal_secrets(box, endpoint, EndpointSecrets(current=secret, previous=previous))
     endpoint.previous_secret_expires_at = utcnow() + previous_valid
-    endpoint.secret = new_secret()
     _audit(session, context, endpoint, "secret_rotated")
-    return endpoint
+    return NewSecret(endpoint, secret)
 
 
 async def list_attempts(

@@ -85,9 +85,10 @@ def _duplicates(tenant_id: str) -> dict[str, Callable[[], object]]:
             dedupe_key="d1",
             payload={},
         ),
-        "idempotency_keys(tenant, mode, key)": lambda: IdempotencyKey(
+        "idempotent_requests(tenant, mode, API key, key)": lambda: IdempotencyKey(
             tenant_id=tenant_id,
             livemode=False,
+            api_key_id="key_verify",
             key="k1",
             method="POST",
             path="/verify",

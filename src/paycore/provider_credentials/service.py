@@ -20,30 +20,14 @@ from paycore.audit.service import Actor, record_audit
 from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.db import Database
-from paycore.errors import InvalidRequest, NotFound, ServiceUnavailable, ValidationFailed
+from paycore.errors import InvalidRequest, NotFound, ValidationFailed
 from paycore.logging import get_logger
 from paycore.payments.providers.base import ProviderCredentials
 from paycore.provider_credentials.models import ProviderCredential
+from paycore.sealing import SecretsKeyMissing, secrets_box
 from paycore.secrets_box import SealError, SecretsBox
-from paycore.server_secret import derive_key
 
 log = get_logger(__name__)
-
-
-class SecretsKeyMissing(ServiceUnavailable):
-    code = "secrets_key_missing"
-
-
-def secrets_box(settings: Settings) -> SecretsBox:
-    """The keyring from `PAYCORE_SECRETS_KEY`; outside production, a key derived from the server
-    secret stands in (so `make run` needs nothing set). Production without it refuses to seal."""
-    if settings.secrets_key is not None:
-        return SecretsBox.from_setting(settings.secrets_key.get_secret_value())
-    if settings.is_production:
-        raise SecretsKeyMissing(
-            "PAYCORE_SECRETS_KEY is not set; provider credentials cannot be stored or read.",
-        )
-    return SecretsBox([("dev", derive_key(settings, "provider-credentials"))])
 
 
 def _context(tenant_id: str, provider: str, livemode: bool) -> bytes:

@@ -25,8 +25,8 @@ from paycore.ids import new_id
 from paycore.merchant_webhooks.signing import new_secret
 from paycore.merchant_webhooks.targets import check_new_target
 from paycore.pagination import Page, paginate
-from paycore.provider_credentials.service import secrets_box
 from paycore.provisioning_targets.models import ProvisioningTarget
+from paycore.sealing import secrets_box
 from paycore.secrets_box import SealError
 
 TARGET_PARAM = "fulfillment.config.target"

@@ -29,8 +29,8 @@ from paycore.fulfillment.provisioners.base import (
 )
 from paycore.merchant_webhooks.signing import signed_headers
 from paycore.merchant_webhooks.targets import TargetRefused, check_target
-from paycore.provider_credentials.service import SecretsKeyMissing
 from paycore.provisioning_targets.service import SigningTarget, signing_target
+from paycore.sealing import SecretsKeyMissing
 from paycore.secrets_box import SealError
 
 # Config keys that say where to send, not what was bought: the receiver is not told them.
