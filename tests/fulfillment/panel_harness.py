@@ -222,7 +222,7 @@ class PanelHarness:
         async with fake_http(self.panel) as panel_http:
             worker = FulfillmentDispatcher(
                 self.db,
-                build_provisioners(self.settings, panel_http),
+                build_provisioners(self.settings, self.db, panel_http),
                 Breakers(failure_threshold=5, reset_seconds=30),
                 self.settings,
                 providers=registry or self.registry,
