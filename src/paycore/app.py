@@ -44,6 +44,7 @@ from paycore.sandbox.endpoints import router as sandbox_router
 from paycore.schemas import ERROR_RESPONSES
 from paycore.tenancy.endpoints import router as tenancy_router
 from paycore.tenancy.standing import StandingCache
+from paycore.text_input import TextInputMiddleware
 
 log = get_logger(__name__)
 
@@ -168,8 +169,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             max_age=600,
         )
     # Outermost last. A request meets: request id, security headers, the rate limit (before any
-    # body is read), the size limit, the JSON depth check, then idempotency and the route.
+    # body is read), the size limit, the JSON depth check, the unstorable-character check (NUL,
+    # lone surrogates), then idempotency and the route.
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(TextInputMiddleware)
     app.add_middleware(JsonDepthMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     if settings.rate_limit_enabled:
