@@ -32,6 +32,7 @@ from paycore.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from paycore.notifications.endpoints import router as notifications_router
 from paycore.ops.endpoints import router as ops_router
 from paycore.orders.endpoints import router as orders_router
 from paycore.payments.endpoints import webhook_router
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         customers_router,
         webhook_router,
         webhook_endpoints_router,
+        notifications_router,
         provider_credentials_router,
         platform_router,
         admin_router,
