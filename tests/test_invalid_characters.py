@@ -10,11 +10,13 @@ import json
 import httpx
 import pytest
 
+from paycore.config import Settings
 from paycore.db import Database
 from paycore.logging import configure_logging
-from paycore.text_input import unstorable_json_field, unstorable_percent_encoded
+from paycore.unstorable import storable_document, unstorable_json_field, unstorable_percent_encoded
 from tests.admin.test_sign_in import login_form
-from tests.flows.helpers import create_product, open_shop
+from tests.flows.helpers import buy, create_product, open_shop, order
+from tests.flows.test_odd_cases import payment_event, signed
 
 
 @pytest.fixture
@@ -142,6 +144,24 @@ class TestSignedBodies:
         assert response.json()["error"]["code"] == "webhook_signature_invalid"
 
 
+class TestSignedEventsWithUnstorableText:
+    async def test_a_signed_event_carrying_nul_is_stored_and_applied(
+        self, db: Database, client: httpx.AsyncClient, settings: Settings
+    ) -> None:
+        # A provider may sign text no database stores (a buyer typed it): refusing or failing to
+        # store the event would make the provider resend it forever and lose the payment.
+        shop = await open_shop(db)
+        product = await create_product(client, shop, price=700)
+        bought = await buy(client, shop, product["id"])
+        event = payment_event(bought["payment"]["id"], event_id="sbevt_nul", amount=700)
+        event["data"]["payment"]["note"] = "from a\x00b \ud800"
+        body = json.dumps(event).encode()  # as sent: `\u0000` and `\ud800` escapes
+        response = await client.post(f"/webhooks/sandbox/{shop.slug}", **signed(settings, shop, body))
+        assert response.status_code == 200, response.text
+        assert response.json()["result"] == "applied"
+        assert (await order(client, shop, bought["order"]["id"]))["paid_at"] is not None
+
+
 class TestScanners:
     @pytest.mark.parametrize(
         ("body", "where"),
@@ -164,3 +184,7 @@ class TestScanners:
     )
     def test_percent_encoded(self, raw: bytes, bad: bool) -> None:
         assert unstorable_percent_encoded(raw) is bad
+
+    def test_a_storable_document_keeps_everything_else(self) -> None:
+        document = {"a\x00": ["x\ud800y", 5, None, {"b": "\U0001f680 ok"}]}
+        assert storable_document(document) == {"a\ufffd": ["x\ufffdy", 5, None, {"b": "\U0001f680 ok"}]}
