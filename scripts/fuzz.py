@@ -16,8 +16,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Examples per operation and phase; about 210 requests per example across the document's operations.
-EXAMPLES = os.environ.get("PAYCORE_FUZZ_EXAMPLES", "25")
+# Examples per operation and generation phase: operations with few distinct requests run out early,
+# so this gives about 5,500 requests per database.
+EXAMPLES = os.environ.get("PAYCORE_FUZZ_EXAMPLES", "80")
 MINIMUM_REQUESTS = 5000
 
 

@@ -89,6 +89,17 @@ class TestMerchantProbes:
         assert listed.json()["data"] == []  # nothing written
         assert_nothing_at_error_level(log_output)
 
+    async def test_a_body_that_names_no_content_type_is_checked_as_json(
+        self, db: Database, client: httpx.AsyncClient
+    ) -> None:
+        shop = await open_shop(db)
+        response = await client.post(
+            "/v1/products",
+            content=b'{"name": "Wid\\u0000get", "price": 100, "currency": "EUR", "kind": "physical"}',
+            headers=shop.secret,  # no content-type: FastAPI still parses it as JSON
+        )
+        assert_refused(response, param="name")
+
     async def test_an_unpaired_surrogate_in_a_nested_field(
         self, db: Database, client: httpx.AsyncClient
     ) -> None:

@@ -61,7 +61,8 @@ class TextInputMiddleware:
             await send_error(send, _refusal(part))
             return
         content_type = Headers(scope=scope).get("content-type", "")
-        is_json = "json" in content_type
+        # FastAPI parses a body that names no content type as JSON, so this check does too.
+        is_json = "json" in content_type or not content_type
         is_form = "application/x-www-form-urlencoded" in content_type
         if not (is_json or is_form) or scope["path"].startswith(_RAW_BODY_PREFIXES):
             await self.app(scope, receive, send)
