@@ -46,7 +46,7 @@ from tests.conftest import drop_database_url, make_settings, new_database_url
 
 ACTOR = Actor(name="test:schemathesis")
 # Per operation and database. `make test` keeps it small; `make fuzz` raises it.
-EXAMPLES = int(os.environ.get("PAYCORE_FUZZ_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("PAYCORE_FUZZ_EXAMPLES", "6"))
 FUZZING = "PAYCORE_FUZZ_EXAMPLES" in os.environ
 REPORT = os.environ.get("PAYCORE_FUZZ_REPORT")
 
