@@ -79,7 +79,14 @@ async def tenant_a(db: Database, settings: Settings, client: httpx.AsyncClient) 
         },
         headers=shop.secret,
     )
-    assert (endpoint.status_code, stripe.status_code) == (201, 200), (endpoint.text, stripe.text)
+    recipient = await client.post(
+        "/v1/test_email_recipients", json={"email": "qa@a.example"}, headers=shop.secret
+    )
+    assert (endpoint.status_code, stripe.status_code, recipient.status_code) == (201, 200, 201), (
+        endpoint.text,
+        stripe.text,
+        recipient.text,
+    )
     return Holdings(
         shop=shop,
         values={
@@ -89,6 +96,7 @@ async def tenant_a(db: Database, settings: Settings, client: httpx.AsyncClient) 
             "order_id": paid["order"]["id"],
             "customer_id": detail["customer_id"],
             "endpoint_id": endpoint.json()["id"],
+            "recipient_id": recipient.json()["id"],
             "provider": "stripe",
             "tenant_id": shop.tenant_id,  # the platform API's: no tenant key opens it
         },
@@ -115,6 +123,7 @@ async def snapshot(client: httpx.AsyncClient, a: Holdings) -> list[Any]:
         f"/v1/webhook_endpoints/{a.values['endpoint_id']}",
         "/v1/providers/stripe",
     ]
+    paths.append("/v1/test_email_recipients")
     seen = [(await client.get(path, headers=headers)).json() for path in paths]
     seen.append((await client.get(f"/v1/carts/{a.values['cart_id']}", headers=a.shop.publishable)).json())
     return seen

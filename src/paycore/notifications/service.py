@@ -10,7 +10,7 @@ merchant to see (`GET /v1/emails`). Services take a session and never commit.
 
 from __future__ import annotations
 
-from sqlalchemy import select, union
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,12 +31,13 @@ SUPPRESSED_REASON = (
 async def may_receive_test_email(session: AsyncSession, *, tenant_id: str, address: str) -> bool:
     """Whether `address` is one the tenant vouches for (a console user or a listed recipient)."""
     address = address.strip().lower()
-    known = union(
-        select(User.email).where(User.tenant_id == tenant_id),
-        select(EmailTestRecipient.email).where(EmailTestRecipient.tenant_id == tenant_id),
-    ).subquery()
-    emails = await session.scalars(select(known.c.email))
-    return address in {email.lower() for email in emails}
+    console_user = select(User.id).where(User.tenant_id == tenant_id, func.lower(User.email) == address)
+    listed = select(EmailTestRecipient.id).where(
+        EmailTestRecipient.tenant_id == tenant_id,
+        EmailTestRecipient.livemode.is_(False),
+        EmailTestRecipient.email == address,
+    )
+    return bool(await session.scalar(select(or_(exists(console_user), exists(listed)))))
 
 
 def _audit(session: AsyncSession, context: TenantContext, recipient: EmailTestRecipient, action: str) -> None:
@@ -52,7 +53,9 @@ def _audit(session: AsyncSession, context: TenantContext, recipient: EmailTestRe
 
 
 async def add_recipient(session: AsyncSession, context: TenantContext, *, email: str) -> EmailTestRecipient:
-    recipient = EmailTestRecipient(tenant_id=context.tenant_id, email=email.strip().lower())
+    recipient = EmailTestRecipient(
+        tenant_id=context.tenant_id, livemode=context.livemode, email=email.strip().lower()
+    )
     try:
         async with session.begin_nested():
             session.add(recipient)
@@ -69,7 +72,9 @@ async def get_recipient(
 ) -> EmailTestRecipient:
     recipient = await session.scalar(
         select(EmailTestRecipient).where(
-            EmailTestRecipient.id == recipient_id, EmailTestRecipient.tenant_id == context.tenant_id
+            EmailTestRecipient.id == recipient_id,
+            EmailTestRecipient.tenant_id == context.tenant_id,
+            EmailTestRecipient.livemode == context.livemode,
         )
     )
     if recipient is None:
@@ -80,7 +85,9 @@ async def get_recipient(
 async def list_recipients(
     session: AsyncSession, context: TenantContext, *, limit: int, cursor: str | None
 ) -> Page[EmailTestRecipient]:
-    statement = select(EmailTestRecipient).where(EmailTestRecipient.tenant_id == context.tenant_id)
+    statement = select(EmailTestRecipient).where(
+        EmailTestRecipient.tenant_id == context.tenant_id, EmailTestRecipient.livemode == context.livemode
+    )
     return await paginate(
         session,
         statement,

@@ -23,6 +23,7 @@ def upgrade() -> None:
         "test_email_recipients",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("livemode", sa.Boolean(), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -32,7 +33,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_test_email_recipients")),
-        sa.UniqueConstraint("tenant_id", "email", name=op.f("uq_test_email_recipients_tenant_id_email")),
+        sa.UniqueConstraint(
+            "tenant_id", "livemode", "email", name=op.f("uq_test_email_recipients_tenant_id_livemode_email")
+        ),
     )
 
 
