@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PAYCORE := $(BIN)/paycore
 
-.PHONY: install run test lint format bench lock clean
+.PHONY: install run test lint format bench fuzz lock clean
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ test: lint
 format: install
 	$(BIN)/ruff check --fix src tests bench scripts
 	$(BIN)/ruff format src tests bench scripts
+
+# Thousands of generated hostile requests per database (SQLite and PostgreSQL); not part of `test`.
+fuzz: install
+	$(BIN)/python scripts/fuzz.py
 
 bench: install
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

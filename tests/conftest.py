@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Iterator
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.app import create_app
@@ -152,3 +156,24 @@ async def redis_url() -> str:
             pytest.fail(f"Redis unavailable at {REDIS_URL} ({reason})", pytrace=False)
         pytest.skip(f"Redis unavailable ({reason})")
     return REDIS_URL
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[int, list[Message]]]:
+    """A real SMTP server (aiosmtpd) on a free port, and the mails it received."""
+    received: list[Message] = []
+
+    class Handler:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            received.append(message_from_bytes(envelope.content))  # type: ignore[attr-defined]
+            return "250 OK"
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, received
+    finally:
+        controller.stop()

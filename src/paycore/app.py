@@ -37,6 +37,7 @@ from paycore.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from paycore.notifications.endpoints import router as notifications_router
 from paycore.ops.endpoints import router as ops_router
 from paycore.orders.endpoints import router as orders_router
 from paycore.payments.endpoints import webhook_router
@@ -51,6 +52,7 @@ from paycore.schemas import ERROR_RESPONSES
 from paycore.server_templates.endpoints import router as server_templates_router
 from paycore.tenancy.endpoints import router as tenancy_router
 from paycore.tenancy.standing import StandingCache
+from paycore.text_input import TextInputMiddleware
 
 log = get_logger(__name__)
 
@@ -184,8 +186,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             max_age=600,
         )
     # Outermost last. A request meets: request id, security headers, the rate limit (before any
-    # body is read), the size limit, the JSON depth check, then idempotency and the route.
+    # body is read), the size limit, the JSON depth check, the unstorable-character check (NUL,
+    # lone surrogates), then idempotency and the route.
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(TextInputMiddleware)
     app.add_middleware(JsonDepthMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     if settings.rate_limit_enabled:
@@ -207,6 +211,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         webhook_router,
         webhook_endpoints_router,
         provisioning_targets_router,
+        notifications_router,
         provider_credentials_router,
         platform_router,
         server_templates_router,

@@ -301,16 +301,10 @@ class JsonDepthMiddleware:
         if "json" not in content_type:
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, _replay([message]), send)  # disconnected: let the app see it
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body = await read_body(receive)
+        if body is None:
+            await self.app(scope, replay_body([{"type": "http.disconnect"}]), send)  # the app sees it
+            return
         if json_too_deep(body):
             await send_error(
                 send,
@@ -319,12 +313,26 @@ class JsonDepthMiddleware:
                 ),
             )
             return
-        await self.app(
-            scope, _replay([{"type": "http.request", "body": body, "more_body": False}], receive), send
-        )
+        await self.app(scope, replay_body([whole_body_message(body)], receive), send)
 
 
-def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body (already size-limited), or None when the client left first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def whole_body_message(body: bytes) -> Message:
+    return {"type": "http.request", "body": body, "more_body": False}
+
+
+def replay_body(messages: list[Message], then: Receive | None = None) -> Receive:
     pending = list(messages)
 
     async def receive() -> Message:

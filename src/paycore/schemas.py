@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
@@ -33,6 +34,26 @@ def _in_utc(value: datetime) -> datetime:
 
 # A point in time from a client: must carry an offset (RFC 3339) and exist in UTC.
 UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_in_utc)]
+
+# Unicode categories refused in text shown to people (a name in an email's greeting, a shop's
+# name in its subject): controls (a bell, a line break that forges a header-looking line),
+# format characters (U+202E right-to-left override, which makes "moc.evil" read "live.com"),
+# surrogates and line/paragraph separators. Zero-width (non-)joiners are format characters that
+# Persian and Indic names need, so they stay.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_JOINERS = frozenset({"\u200c", "\u200d"})
+
+
+def _no_hidden_characters(value: str) -> str:
+    for char in value:
+        if unicodedata.category(char) in _HIDDEN_CATEGORIES and char not in _JOINERS:
+            raise ValueError(f"must not contain control or formatting characters (found U+{ord(char):04X})")
+    return value
+
+
+# Free text that reaches a person (an email, a page): printable characters only. Give it a
+# `max_length` where it is used.
+DisplayText = Annotated[str, AfterValidator(_no_hidden_characters)]
 
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
 CursorQuery = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")]
@@ -76,6 +97,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "ERROR_RESPONSES",
     "CursorQuery",
+    "DisplayText",
     "ErrorOut",
     "LimitQuery",
     "ListOut",

@@ -10,6 +10,7 @@ from paycore.db import Base
 from paycore.fulfillment import models as fulfillment_models
 from paycore.idempotency import models as idempotency_models
 from paycore.merchant_webhooks import models as merchant_webhook_models
+from paycore.notifications import models as notification_models
 from paycore.orders import models as order_models
 from paycore.outbox import models as outbox_models
 from paycore.payments import models as payment_models
@@ -34,6 +35,7 @@ __all__ = [
     "idempotency_models",
     "merchant_webhook_models",
     "metadata",
+    "notification_models",
     "order_models",
     "outbox_models",
     "payment_models",

@@ -231,6 +231,11 @@ class TestRunDeliversEmail:
                 json={"name": "Mug", "price": 1500, "currency": "EUR", "kind": "physical"},
                 headers=secret,
             ).json()
+            # Test-mode emails reach only addresses the shop has verified.
+            verified = httpx.post(
+                f"{api}/v1/test_email_recipients", json={"email": "mug.buyer@example.com"}, headers=secret
+            )
+            assert verified.status_code == 201, verified.text
             cart = httpx.post(
                 f"{api}/v1/carts",
                 json={"items": [{"product_id": product["id"], "quantity": 1}]},

@@ -82,6 +82,14 @@ async def checkout(
     )
 
 
+async def verify_test_recipient(
+    client: httpx.AsyncClient, shop: Shop, email: str = "ada@example.com"
+) -> None:
+    """Let the shop's test-mode emails reach `email` (without it they are suppressed)."""
+    response = await client.post("/v1/test_email_recipients", json={"email": email}, headers=shop.secret)
+    assert response.status_code == 201, response.text
+
+
 async def buy(client: httpx.AsyncClient, shop: Shop, product_id: str, quantity: int = 1) -> dict[str, Any]:
     response = await checkout(client, shop, await cart_with(client, shop, (product_id, quantity)))
     assert response.status_code == 201, response.text

@@ -84,7 +84,14 @@ async def tenant_a(db: Database, settings: Settings, client: httpx.AsyncClient) 
         },
         headers=shop.secret,
     )
-    assert (endpoint.status_code, stripe.status_code) == (201, 200), (endpoint.text, stripe.text)
+    recipient = await client.post(
+        "/v1/test_email_recipients", json={"email": "qa@a.example"}, headers=shop.secret
+    )
+    assert (endpoint.status_code, stripe.status_code, recipient.status_code) == (201, 200, 201), (
+        endpoint.text,
+        stripe.text,
+        recipient.text,
+    )
     return Holdings(
         shop=shop,
         values={
@@ -95,6 +102,7 @@ async def tenant_a(db: Database, settings: Settings, client: httpx.AsyncClient) 
             "customer_id": detail["customer_id"],
             "endpoint_id": endpoint.json()["id"],
             "target_id": target.json()["id"],
+            "recipient_id": recipient.json()["id"],
             "provider": "stripe",
             "tenant_id": shop.tenant_id,  # the platform API's: no tenant key opens it
             "code": "mc-small",  # a server template's, the platform API's too
@@ -123,6 +131,7 @@ async def snapshot(client: httpx.AsyncClient, a: Holdings) -> list[Any]:
         f"/v1/provisioning_targets/{a.values['target_id']}",
         "/v1/providers/stripe",
     ]
+    paths.append("/v1/test_email_recipients")
     seen = [(await client.get(path, headers=headers)).json() for path in paths]
     seen.append((await client.get(f"/v1/carts/{a.values['cart_id']}", headers=a.shop.publishable)).json())
     return seen

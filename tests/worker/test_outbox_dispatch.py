@@ -6,15 +6,10 @@ import asyncio
 import io
 import json
 import random
-import socket
-from collections.abc import Iterator
 from datetime import timedelta
-from email import message_from_bytes
 from email.message import Message
 
 import httpx
-import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
 from paycore.clock import utcnow
@@ -35,7 +30,7 @@ from paycore.outbox.models import OutboxChannel, OutboxMessage, OutboxStatus
 from paycore.outbox.service import enqueue
 from paycore.outbox.service_admin import replay
 from tests.conftest import make_settings
-from tests.flows.helpers import buy, confirm, create_product, deliver, open_shop
+from tests.flows.helpers import buy, confirm, create_product, deliver, open_shop, verify_test_recipient
 
 HOUR = timedelta(hours=1)
 
@@ -259,26 +254,6 @@ class TestShutdown:
             assert (state.status, state.attempts, state.locked_by) == (OutboxStatus.PENDING, 0, None)
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[int, list[Message]]]:
-    received: list[Message] = []
-
-    class Handler:
-        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-            received.append(message_from_bytes(envelope.content))  # type: ignore[attr-defined]
-            return "250 OK"
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, received
-    finally:
-        controller.stop()
-
-
 class TestEmail:
     async def test_the_confirmation_email_reaches_a_real_smtp_server(
         self, db: Database, client: httpx.AsyncClient, smtp_server: tuple[int, list[Message]]
@@ -293,6 +268,7 @@ class TestEmail:
         )
         shop = await open_shop(db)
         product = await create_product(client, shop, price=4200)
+        await verify_test_recipient(client, shop)  # a test-mode email goes only to a verified address
         bought = await buy(client, shop, product["id"])
         await confirm(client, bought["payment"]["id"])
         await deliver(db, make_settings(database_url=settings.database_url), client)
@@ -373,6 +349,7 @@ class TestEmail:
         configure_logging(level="INFO", json=True, stream=stream)
         shop = await open_shop(db)
         product = await create_product(client, shop)
+        await verify_test_recipient(client, shop)
         bought = await buy(client, shop, product["id"])
         await confirm(client, bought["payment"]["id"])
         await deliver(db, settings, client)
@@ -406,6 +383,7 @@ class TestEmail:
             email_templates_dir=str(tmp_path),
         )
         product = await create_product(client, shop)
+        await verify_test_recipient(client, shop)
         bought = await buy(client, shop, product["id"])
         await confirm(client, bought["payment"]["id"])
         await deliver(db, make_settings(database_url=settings.database_url), client)

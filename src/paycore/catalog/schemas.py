@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from paycore.catalog.models import ProductKind
 from paycore.money import MAX_AMOUNT, MoneyError, normalize_currency
-from paycore.schemas import StrictInput, UtcDatetime
+from paycore.schemas import DisplayText, StrictInput, UtcDatetime
 
 AMOUNT_DESCRIPTION = "Integer amount in the currency's minor units."
 # strict: an amount must be a JSON integer; 25.0, "25" and true are refused, never coerced into money.
@@ -30,7 +30,7 @@ class FulfillmentSpec(StrictInput):
 
 
 class ProductCreate(StrictInput):
-    name: str = Field(min_length=1, max_length=200)
+    name: DisplayText = Field(min_length=1, max_length=200)
     price: int = Amount
     currency: str = Field(min_length=3, max_length=3)
     kind: ProductKind
@@ -43,7 +43,7 @@ class ProductCreate(StrictInput):
 
 
 class ProductUpdate(StrictInput):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: DisplayText | None = Field(default=None, min_length=1, max_length=200)
     # Not `= Amount`: that has no default, which made price required in every PATCH.
     price: int | None = Field(default=None, strict=True, ge=0, le=MAX_AMOUNT, description=AMOUNT_DESCRIPTION)
     description: str | None = Field(default=None, max_length=2000)

@@ -6,12 +6,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, EmailStr, Field
 
 from paycore.orders.states import AttemptStatus, OrderStatus
-from paycore.schemas import StrictInput
+from paycore.schemas import DisplayText, StrictInput
+
+# The customer's name opens every email sent to them: long enough for any real name, too short
+# to carry a message of someone else's choosing.
+MAX_CUSTOMER_NAME = 100
 
 
 class CustomerIn(StrictInput):
     email: EmailStr
-    name: str | None = Field(default=None, max_length=200)
+    name: DisplayText | None = Field(default=None, max_length=MAX_CUSTOMER_NAME)
     phone: str | None = Field(default=None, min_length=5, max_length=32, pattern=r"^\+?[0-9 ()-]+$")
 
 

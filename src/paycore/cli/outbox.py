@@ -25,7 +25,9 @@ app = typer.Typer(
 
 @app.command("list")
 def list_command(
-    status: Annotated[OutboxStatus | None, typer.Option(help="pending, retrying, sent or dead.")] = None,
+    status: Annotated[
+        OutboxStatus | None, typer.Option(help="pending, retrying, sent, dead, suppressed.")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     as_json: JsonOption = False,
 ) -> None:

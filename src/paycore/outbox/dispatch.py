@@ -161,7 +161,8 @@ async def record_outcome(
     rng: random.Random,
     now: datetime | None = None,
 ) -> str:
-    """Write what happened, if the row is still ours; returns `sent`, `retry`, `dead` or `lost`."""
+    """Write what happened, if the row is still ours; returns `sent`, `suppressed`, `retry`,
+    `dead` or `lost`."""
     now = now or utcnow()
     attempts = message.attempts + 1
     values: dict[str, object] = {
@@ -173,6 +174,9 @@ async def record_outcome(
     if outcome.ok:
         result = "sent"
         values |= {"status": OutboxStatus.SENT, "sent_at": now, "last_error": None}
+    elif outcome.suppressed:
+        result = "suppressed"
+        values |= {"status": OutboxStatus.SUPPRESSED, "last_error": outcome.detail}
     else:
         delay = (
             None

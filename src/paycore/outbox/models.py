@@ -22,6 +22,8 @@ class OutboxStatus(StrEnum):
     RETRYING = "retrying"
     SENT = "sent"
     DEAD = "dead"
+    # Never to be sent: a test-mode email to an address the tenant has not verified.
+    SUPPRESSED = "suppressed"
 
 
 class OutboxMessage(Base):

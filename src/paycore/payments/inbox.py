@@ -25,6 +25,7 @@ from paycore.payments.apply import apply_neutral_event
 from paycore.payments.models import EventResult, PaymentEvent
 from paycore.payments.providers.base import NeutralEvent, NeutralKind
 from paycore.payments.providers.registry import ProviderRegistry
+from paycore.unstorable import storable_document
 
 log = get_logger(__name__)
 
@@ -80,7 +81,9 @@ async def store_event(
                 provider=provider,
                 provider_event_id=event.provider_event_id,
                 type=event.type[:100],
-                payload=payload,
+                # What the provider signed may hold text no database stores (a NUL a buyer typed):
+                # kept readable rather than refused, which would have the provider resend forever.
+                payload=storable_document(payload),
                 received_at=utcnow(),
                 attempts=0,
                 correlation_id=current_request_id(),

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from paycore.schemas import StrictInput, UtcDatetime
+from paycore.schemas import DisplayText, StrictInput, UtcDatetime
 from paycore.tenancy.models import SubscriptionStatus, TenantStatus
 
 LIMIT_FIELD = Field(default=None, strict=True, ge=0, le=1_000_000_000, description="None: unlimited.")
@@ -48,7 +48,7 @@ class PlanOut(BaseModel):
 
 class PlatformTenantIn(StrictInput):
     slug: str = Field(min_length=3, max_length=63)
-    name: str = Field(min_length=1, max_length=200)
+    name: DisplayText = Field(min_length=1, max_length=200)
     plan: str | None = Field(
         default=None, max_length=63, description="A plan code; default: the unlimited plan."
     )

@@ -11,16 +11,22 @@ from paycore.outbox.models import OutboxChannel, OutboxMessage
 @dataclass(frozen=True, slots=True)
 class DeliveryOutcome:
     """`ok`: delivered. Otherwise `permanent` means no retry can help (the row goes `dead` now);
-    `retry_after` is the receiver's own wish (a `Retry-After`), honoured when longer than ours."""
+    `retry_after` is the receiver's own wish (a `Retry-After`), honoured when longer than ours.
+    `suppressed`: deliberately not sent (the row is `suppressed`, `detail` says why)."""
 
     ok: bool
     detail: str | None = None
     permanent: bool = False
     retry_after: float | None = None
+    suppressed: bool = False
 
     @classmethod
     def delivered(cls, detail: str | None = None) -> DeliveryOutcome:
         return cls(ok=True, detail=detail)
+
+    @classmethod
+    def withheld(cls, reason: str) -> DeliveryOutcome:
+        return cls(ok=False, detail=reason[:1000], permanent=True, suppressed=True)
 
     @classmethod
     def failed(

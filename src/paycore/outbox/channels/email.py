@@ -22,6 +22,7 @@ from paycore.config import Settings
 from paycore.db import Database
 from paycore.logging import get_logger
 from paycore.money import Money
+from paycore.notifications.service import SUPPRESSED_REASON, may_receive_test_email
 from paycore.outbox.channels.base import DeliveryOutcome
 from paycore.outbox.models import OutboxChannel, OutboxMessage
 from paycore.tenancy.models import Tenant
@@ -107,6 +108,10 @@ class EmailChannel:
         assert tenant is not None
         return tenant
 
+    async def _may_receive_test_email(self, tenant_id: str, address: str) -> bool:
+        async with self._database.session(write=False) as session:
+            return await may_receive_test_email(session, tenant_id=tenant_id, address=address)
+
     async def render(
         self, *, template: str, to: str, tenant_id: str, payload: dict[str, Any]
     ) -> RenderedEmail:
@@ -118,6 +123,9 @@ class EmailChannel:
         to = message.payload.get("to")
         if not isinstance(to, str) or "@" not in to:
             return DeliveryOutcome.failed("the message has no recipient address", permanent=True)
+        if not message.livemode and not await self._may_receive_test_email(message.tenant_id, to):
+            log.info("email_suppressed", outbox_id=message.id, tenant_id=message.tenant_id)
+            return DeliveryOutcome.withheld(SUPPRESSED_REASON)
         rendered = await self.render(
             template=str(message.payload["template"]),
             to=to,
