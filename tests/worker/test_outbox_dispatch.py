@@ -6,10 +6,13 @@ import asyncio
 import io
 import json
 import random
+import socket
 from datetime import timedelta
+from email import message_from_bytes
 from email.message import Message
 
 import httpx
+from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
 from paycore.clock import utcnow
@@ -319,6 +322,7 @@ class TestEmail:
                 smtp_from="Shop <shop@example.com>",
             )
             shop = await open_shop(db)
+            await verify_test_recipient(client, shop)
             product = await create_product(client, shop)
             bought = await buy(client, shop, product["id"])
             await confirm(client, bought["payment"]["id"])
