@@ -15,7 +15,7 @@ from sqlalchemy import select
 from paycore.app import create_app
 from paycore.config import Settings
 from paycore.db import Database
-from paycore.outbox.channels.whatsapp import WhatsAppChannel
+from paycore.outbox.channels.whatsapp import TEST_MODE_WITHHELD, WhatsAppChannel
 from paycore.outbox.dispatch import OutboxDispatcher
 from paycore.outbox.models import OutboxChannel, OutboxMessage, OutboxStatus
 from tests.conftest import make_settings
@@ -106,7 +106,7 @@ def paid_order_message(*, number: str = "ABCDE-FGHJK", total: int = 2500) -> Out
     return OutboxMessage(
         id="msg_test",
         tenant_id="ten_test",
-        livemode=False,
+        livemode=True,
         channel=OutboxChannel.WHATSAPP,
         topic="whatsapp.order_paid",
         dedupe_key="whatsapp.order_paid:ord_test",
@@ -259,7 +259,7 @@ async def whatsapp_rows(db: Database, tenant_id: str) -> list[OutboxMessage]:
 
 
 class TestPaidOrderNotification:
-    async def test_paying_enqueues_one_message_and_the_worker_sends_it(
+    async def test_paying_enqueues_one_message(
         self,
         db: Database,
         configured_settings: Settings,
@@ -273,6 +273,15 @@ class TestPaidOrderNotification:
         assert row.payload["to"] == CUSTOMER_PHONE
         assert row.payload["order"]["number"] == bought["order"]["number"]
 
+    async def test_a_free_test_order_never_messages_the_phone_it_names(
+        self,
+        db: Database,
+        configured_settings: Settings,
+        configured_client: httpx.AsyncClient,
+        shop: Shop,
+    ) -> None:
+        """The relay probe: a publishable test key, a sandbox payment, a stranger's number."""
+        await pay(db, configured_settings, configured_client, shop, phone=CUSTOMER_PHONE)
         graph = FakeGraphApi()
         async with httpx.AsyncClient(transport=httpx.MockTransport(graph)) as http:
             worker = OutboxDispatcher(
@@ -282,15 +291,10 @@ class TestPaidOrderNotification:
                 worker_id="worker-test",
             )
             assert await worker.process_batch(asyncio.Event()) >= 1
-        (sent,) = await whatsapp_rows(db, shop.tenant_id)
-        assert (sent.status, sent.attempts) == (OutboxStatus.SENT, 1)
-        assert graph.rejected == []
-        (message,) = graph.messages
-        assert message["to"] == CUSTOMER_PHONE
-        assert message["template"]["components"][0]["parameters"] == [
-            {"type": "text", "text": bought["order"]["number"]},
-            {"type": "text", "text": "25.00 EUR"},
-        ]
+        (row,) = await whatsapp_rows(db, shop.tenant_id)
+        assert row.status is OutboxStatus.SUPPRESSED
+        assert row.last_error == TEST_MODE_WITHHELD
+        assert graph.messages == []
 
     async def test_no_phone_no_message(
         self,

@@ -36,6 +36,9 @@ def template_message(settings: Settings, payload: dict[str, Any]) -> dict[str, A
     }
 
 
+TEST_MODE_WITHHELD = "test mode: WhatsApp messages are sent for live orders only"
+
+
 class WhatsAppChannel:
     channel = OutboxChannel.WHATSAPP
 
@@ -45,6 +48,10 @@ class WhatsAppChannel:
 
     async def deliver(self, message: OutboxMessage) -> DeliveryOutcome:
         settings = self._settings
+        if not message.livemode:
+            # A publishable key is public and a test payment free: sending would let anyone have
+            # the operator's WhatsApp number message a stranger. Written, never sent.
+            return DeliveryOutcome.withheld(TEST_MODE_WITHHELD)
         if settings.whatsapp_token is None or settings.whatsapp_phone_number_id is None:
             return DeliveryOutcome.failed("WhatsApp is not configured", permanent=True)
         url = f"{settings.whatsapp_api_url}/{settings.whatsapp_phone_number_id}/messages"
