@@ -214,7 +214,7 @@ class TestUpdateProduct:
             "/v1/products", json={**VALID, "kind": "service", "description": "Hosting"}, headers=shop.secret
         )
         product_id = response.json()["id"]
-        fulfillment = {"type": "provision", "config": {"provisioner": "pterodactyl", "plan": "small"}}
+        fulfillment = {"type": "entitlement", "config": {"access": "course-2027"}}
         changed = await client.patch(
             f"/v1/products/{product_id}",
             json={"fulfillment": fulfillment, "description": None},

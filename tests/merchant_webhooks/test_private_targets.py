@@ -34,6 +34,7 @@ from paycore.merchant_webhooks.signing import new_secret
 from paycore.merchant_webhooks.targets import guarded_client
 from paycore.outbox.dispatch import OutboxDispatcher
 from paycore.outbox.models import OutboxChannel, OutboxMessage
+from paycore.payments.providers.registry import ProviderRegistry
 from tests.conftest import make_settings
 from tests.flows.helpers import Shop, buy, confirm, create_product, deliver, open_shop
 
@@ -128,6 +129,7 @@ async def provision(db: Database, settings: Settings) -> None:
             build_provisioners(settings, db, plain, merchant),
             Breakers(failure_threshold=5, reset_seconds=30),
             settings,
+            providers=ProviderRegistry({}),
             worker_id="w",
         )
         await worker.process_batch(asyncio.Event())

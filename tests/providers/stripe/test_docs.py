@@ -9,7 +9,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from paycore.cli import app
+from paycore.cli import app, load_command
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "providers" / "stripe.md"
 
@@ -30,10 +30,8 @@ def test_every_paycore_command_in_the_stripe_doc_exists() -> None:
 
 
 def test_the_options_the_doc_names_exist() -> None:
-    import typer.main
-
-    command: Any = typer.main.get_command(app)
-    set_command = command.commands["providers"].commands["set"]
+    providers: Any = load_command("providers")
+    set_command = providers.commands["set"]
     options = {option for param in set_command.params for option in param.opts}
     for option in ("--credentials-file", "--webhook-secret", "--previous-valid-hours", "--mode", "--tenant"):
         assert option in DOC.read_text()
