@@ -217,6 +217,7 @@ class TestRefusals:
         )
         storefront = await storefront_retry(client, stranger, bought)
         assert merchant.status_code == storefront.status_code == 404
+        assert merchant.json()["error"]["code"] == storefront.json()["error"]["code"] == "resource_missing"
         assert await attempt_count(db, bought["order"]["id"]) == 1
 
     async def test_an_open_attempt_must_end_first(self, front: Storefront, shop: Shop) -> None:

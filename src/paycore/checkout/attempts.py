@@ -263,11 +263,11 @@ async def open_payment_attempt(
     return_url: str | None,
 ) -> OpenedAttempt:
     """Pay an unpaid order again: a new attempt with `provider_name` (default: the last one's)."""
+    async with database.session(write=False) as session:
+        order = await get_order(session, context, order_id)  # another tenant's or mode's: 404 first
+        last = await _last_attempt(session, order)
     if context.livemode:
         await require_durable_database(database)
-    async with database.session(write=False) as session:
-        order = await get_order(session, context, order_id)
-        last = await _last_attempt(session, order)
     provider = registry.for_checkout(
         provider_name or (last.provider if last else order.provider), livemode=context.livemode
     )
