@@ -229,6 +229,36 @@ class TestRefusals:
         assert response.json()["error"]["code"] == "payment_attempt_open"
         assert bought["payment"]["id"] in response.json()["error"]["message"]
 
+    async def test_an_attempt_whose_provider_call_was_lost_does_not_lock_the_order(
+        self, db: Database, settings: Settings, front: Storefront, shop: Shop
+    ) -> None:
+        """A process that died between checkout's two transactions leaves its attempt `created`
+        for good: once well past the provider call's timeout it no longer counts as open."""
+        client = front.client
+        bought = await buy(client, shop, (await create_product(client, shop))["id"])
+        first = bought["payment"]["id"]
+
+        async def left_created(age: timedelta) -> None:
+            async with db.session() as session:
+                await session.execute(
+                    update(PaymentAttempt)
+                    .where(PaymentAttempt.id == first)
+                    .values(status="created", created_at=utcnow() - age)
+                )
+
+        await left_created(timedelta(seconds=1))  # its call may still be running
+        still_open = await storefront_retry(client, shop, bought)
+        assert (still_open.status_code, still_open.json()["error"]["code"]) == (409, "payment_attempt_open")
+
+        await left_created(timedelta(seconds=settings.provider_timeout_seconds + 120))
+        retried = await storefront_retry(client, shop, bought)
+        assert retried.status_code == 201, retried.text
+        detail = await order(client, shop, bought["order"]["id"])
+        assert [(p["id"], p["status"]) for p in detail["payments"]] == [
+            (first, "failed"),
+            (retried.json()["payment"]["id"], "requires_action"),
+        ]
+
     async def test_a_paid_order_is_not_paid_again(
         self, db: Database, settings: Settings, front: Storefront, shop: Shop
     ) -> None:

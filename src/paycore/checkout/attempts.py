@@ -16,6 +16,7 @@ an order already paid it is recorded and refunded, never paid twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import case, func, select, update
@@ -53,6 +54,8 @@ from paycore.payments.providers.registry import ProviderRegistry
 log = get_logger(__name__)
 
 OPEN_ATTEMPT_STATUSES = (AttemptStatus.CREATED, AttemptStatus.REQUIRES_ACTION)
+# How long past the provider call's own timeout a `created` attempt still counts as in flight.
+_LOST_CALL_MARGIN_SECONDS = 60
 
 
 def storefront_retry_path(order_id: str) -> str:
@@ -198,7 +201,7 @@ async def _last_attempt(session: AsyncSession, order: Order) -> PaymentAttempt |
 
 
 async def _open_attempt_row(
-    session: AsyncSession, context: TenantContext, order_id: str, *, provider_name: str
+    session: AsyncSession, context: TenantContext, settings: Settings, order_id: str, *, provider_name: str
 ) -> tuple[Order, PaymentAttempt, str]:
     """The writing transaction: under the order's lock, check it is payable and has no open
     attempt, then add the new attempt. The stock is the order's already: nothing is reserved."""
@@ -213,17 +216,26 @@ async def _open_attempt_row(
             code="order_expired",
             param="id",
         )
-    open_attempt = await session.scalar(
-        select(PaymentAttempt.id).where(
-            PaymentAttempt.tenant_id == order.tenant_id,
-            PaymentAttempt.order_id == order.id,
-            PaymentAttempt.status.in_(OPEN_ATTEMPT_STATUSES),
+    open_attempts = (
+        await session.scalars(
+            select(PaymentAttempt).where(
+                PaymentAttempt.tenant_id == order.tenant_id,
+                PaymentAttempt.order_id == order.id,
+                PaymentAttempt.status.in_(OPEN_ATTEMPT_STATUSES),
+            )
         )
-    )
-    if open_attempt is not None:
+    ).all()
+    # A `created` attempt is one whose provider call has not come back. Every such call is cut
+    # off after `provider_timeout_seconds`, so one much older than that was lost with its process
+    # (a crash between the two transactions of checkout): it must not lock the order for good.
+    lost_before = now - timedelta(seconds=settings.provider_timeout_seconds + _LOST_CALL_MARGIN_SECONDS)
+    for open_attempt in open_attempts:
+        if open_attempt.status is AttemptStatus.CREATED and open_attempt.created_at <= lost_before:
+            await _fail_unstarted_attempt(session, open_attempt, "provider_answer_lost", actor=context.actor)
+            continue
         raise Conflict(
-            f"Payment attempt {open_attempt} of this order is still open: let the customer finish or "
-            "abandon it (a decline or a failure ends it) before opening another.",
+            f"Payment attempt {open_attempt.id} of this order is still open: let the customer finish "
+            "or abandon it (a decline or a failure ends it) before opening another.",
             code="payment_attempt_open",
         )
     attempt = PaymentAttempt(
@@ -275,7 +287,7 @@ async def open_payment_attempt(
     await ensure_provider_ready(provider, account)
     async with database.session(write=True) as session:
         order, attempt, email = await _open_attempt_row(
-            session, context, order_id, provider_name=provider.name
+            session, context, settings, order_id, provider_name=provider.name
         )
         items = await order_items(session, order)
     request = PaymentRequest(
