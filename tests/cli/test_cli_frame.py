@@ -80,3 +80,25 @@ class TestLists:
         cli("db", "migrate")
         output = cli(*words, "--json")
         assert json.loads(output.strip().splitlines()[-1]) == {"data": []}
+
+
+class TestPipedTables:
+    def test_a_table_piped_elsewhere_is_printed_whole(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """However wide the console thought the terminal was when it was made (80 columns without
+        COLUMNS), a table sent to a file or a program keeps every cell on one line."""
+        from paycore.cli.common import print_rows
+
+        error = "SMTP 554 mailbox unavailable for this address, permanently refused by the server"
+        print_rows(
+            [
+                {
+                    "id": "msg_0358vnog5KYYFjP29Z19UG",
+                    "created": "2026-12-04T15:21:43+00:00",
+                    "last_error": error,
+                }
+            ],
+            as_json=False,
+        )
+        printed = capsys.readouterr().out
+        assert "msg_0358vnog5KYYFjP29Z19UG" in printed
+        assert error in printed

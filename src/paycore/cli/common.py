@@ -128,8 +128,10 @@ def print_table(table: Table) -> None:
     if console.is_terminal:
         console.print(table)
         return
-    natural = Measurement.get(console, console.options, table).maximum
-    console.print(table, width=max(natural, console.width))
+    unbounded = console.options.update_width(10_000)  # a measurement is capped at the width offered
+    natural = Measurement.get(console, unbounded, table).maximum
+    # A console of the table's own width (a console's print never goes wider than the console).
+    Console(file=sys.stdout, width=max(natural, console.width)).print(table)
 
 
 def _cell(value: Any) -> str:
