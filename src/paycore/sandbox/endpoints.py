@@ -47,6 +47,8 @@ def _page(payment: SandboxPayment) -> HTMLResponse:
 
 @router.get("/pay/{attempt_id}", response_class=HTMLResponse, summary="The sandbox's payment page")
 async def pay_page(attempt_id: str, database: DatabaseDep) -> HTMLResponse:
+    """The built-in test provider's payment page, where a test customer pays or declines. No key: the
+    attempt id in the URL is the capability, as with a real provider's link."""
     async with database.session(write=False) as session:
         payment = await service.find_payment(session, merchant_reference=attempt_id)
     return _page(payment)
@@ -64,6 +66,8 @@ async def _decide(database: Database, attempt_id: str, body: ConfirmIn) -> Sandb
 
 @router.post("/pay/{attempt_id}", response_class=HTMLResponse, summary="The payment page's Pay/Decline form")
 async def pay_page_form(attempt_id: str, request: Request, database: DatabaseDep) -> HTMLResponse:
+    """The payment page's form: `outcome=succeed` or `outcome=decline`; the sandbox then sends its
+    signed webhook to paycore."""
     fields = parse_qs((await request.body()).decode("utf-8", "replace"))
     outcome = (fields.get("outcome") or [""])[-1]
     if outcome not in ("succeed", "decline"):
@@ -73,4 +77,7 @@ async def pay_page_form(attempt_id: str, request: Request, database: DatabaseDep
 
 @router.post("/pay/{attempt_id}/confirm", summary="Pay or decline from code, optionally with chaos")
 async def confirm(attempt_id: str, body: ConfirmIn, database: DatabaseDep) -> SandboxPaymentOut:
+    """Pays (`succeed`) or declines a sandbox payment from code, as a customer on the page would; the
+    sandbox then sends its signed webhook. `chaos` makes the webhook late, repeated or out of order,
+    for testing a receiver."""
     return _out(await _decide(database, attempt_id, body))
