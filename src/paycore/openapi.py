@@ -126,8 +126,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             for operation in operations.values():
                 for code, response in operation.get("responses", {}).items():
                     # FastAPI documents its own 422 body, and an HTML route's errors as HTML;
-                    # paycore answers every error in its JSON envelope.
-                    if code in ("422", "4XX", "5XX"):
+                    # paycore answers every error in its JSON envelope. A route's own error
+                    # statuses (a 409 described in words) get the envelope too.
+                    if code in ("422", "4XX", "5XX") or (code[0] in "45" and "content" not in response):
                         response["content"] = _ERROR_CONTENT
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):

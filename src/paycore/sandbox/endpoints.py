@@ -16,7 +16,7 @@ from paycore.errors import ValidationFailed
 from paycore.money import Money
 from paycore.sandbox import service
 from paycore.sandbox.models import SandboxPayment
-from paycore.sandbox.schemas import ConfirmIn, SandboxPaymentOut
+from paycore.sandbox.schemas import SandboxConfirmIn, SandboxPaymentOut
 
 router = APIRouter(prefix="/sandbox", tags=["sandbox"])
 
@@ -54,7 +54,7 @@ async def pay_page(attempt_id: str, database: DatabaseDep) -> HTMLResponse:
     return _page(payment)
 
 
-async def _decide(database: Database, attempt_id: str, body: ConfirmIn) -> SandboxPayment:
+async def _decide(database: Database, attempt_id: str, body: SandboxConfirmIn) -> SandboxPayment:
     async with database.session(write=True) as session:
         return await service.confirm_payment(
             session,
@@ -72,11 +72,11 @@ async def pay_page_form(attempt_id: str, request: Request, database: DatabaseDep
     outcome = (fields.get("outcome") or [""])[-1]
     if outcome not in ("succeed", "decline"):
         raise ValidationFailed("outcome must be succeed or decline.", param="outcome")
-    return _page(await _decide(database, attempt_id, ConfirmIn.model_validate({"outcome": outcome})))
+    return _page(await _decide(database, attempt_id, SandboxConfirmIn.model_validate({"outcome": outcome})))
 
 
 @router.post("/pay/{attempt_id}/confirm", summary="Pay or decline from code, optionally with chaos")
-async def confirm(attempt_id: str, body: ConfirmIn, database: DatabaseDep) -> SandboxPaymentOut:
+async def confirm(attempt_id: str, body: SandboxConfirmIn, database: DatabaseDep) -> SandboxPaymentOut:
     """Pays (`succeed`) or declines a sandbox payment from code, as a customer on the page would; the
     sandbox then sends its signed webhook. `chaos` makes the webhook late, repeated or out of order,
     for testing a receiver."""
