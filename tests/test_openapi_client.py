@@ -71,12 +71,9 @@ def generated(running: tuple[str, dict[str, str]], tmp_path_factory: pytest.Temp
             del sys.modules[name]
 
 
-def operation(module: Any, tag: str, prefix: str) -> ModuleType:
-    """The generated module of one operation (named after its operationId), by its route's name."""
-    package = module(f"api.{tag}")
-    names = [path.stem for path in Path(package.__file__).parent.glob(f"{prefix}*.py")]
-    assert len(names) == 1, (tag, prefix, names)
-    found: ModuleType = module(f"api.{tag}.{names[0]}")
+def operation(module: Any, tag: str, name: str) -> ModuleType:
+    """The generated module of one operation: its tag, then its operationId (the route's name)."""
+    found: ModuleType = module(f"api.{tag}.{name}")
     return found
 
 

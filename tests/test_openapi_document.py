@@ -80,6 +80,15 @@ class TestEveryOperation:
         assert missing == []
         assert len(operations(document)) >= 60
 
+    async def test_has_a_unique_operation_id_a_client_can_name_a_function_after(
+        self, document: dict[str, Any]
+    ) -> None:
+        ids = [operation["operationId"] for _, _, operation in operations(document)]
+        assert len(ids) == len(set(ids))
+        assert all(re.fullmatch(r"[a-z][a-z0-9_]*", name) for name in ids), ids
+        assert "create_product" in ids
+        assert "checkout" in ids
+
     async def test_answers_have_a_declared_shape(self, document: dict[str, Any]) -> None:
         schemas = document["components"]["schemas"]
         untyped: list[str] = []

@@ -36,7 +36,7 @@ from paycore.middleware import (
     SecurityHeadersMiddleware,
 )
 from paycore.notifications.endpoints import router as notifications_router
-from paycore.openapi import build_openapi
+from paycore.openapi import build_openapi, operation_id
 from paycore.ops.endpoints import router as ops_router
 from paycore.orders.endpoints import router as orders_router
 from paycore.payments.endpoints import webhook_router
@@ -132,6 +132,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         docs_url="/docs",
         redoc_url=None,
         responses=ERROR_RESPONSES,
+        generate_unique_id_function=operation_id,
     )
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings

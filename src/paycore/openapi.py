@@ -31,7 +31,8 @@ IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
     "description": (
         "Any unique string (a UUID): a retry with the same key and body gets the first answer "
         "again (header `Idempotent-Replayed: true`) instead of doing the work twice. The same key "
-        "with another body is refused (409). Keys are kept at least 24 hours, per API key."
+        "for another request is 422 `idempotency_key_reused`; a retry while the first still runs "
+        "is 409 `idempotency_key_in_use`. Keys are kept at least 24 hours, per API key."
     ),
 }
 
@@ -62,6 +63,12 @@ _STANDARD_WEBHOOK_HEADERS: list[dict[str, Any]] = [
         ),
     },
 ]
+
+
+def operation_id(route: APIRoute) -> str:
+    """The route function's name (`create_product`, `checkout`): what a generated client calls the
+    operation. Route function names are unique across the app; FastAPI warns on a repeat."""
+    return route.name
 
 
 def _claims_idempotency_key(dependant: Dependant) -> bool:

@@ -91,7 +91,7 @@ async def enable_endpoint(endpoint_id: str, context: WriteKeyDep, session: Write
 
 
 @router.post("/{endpoint_id}/rotate_secret", summary="New secret; the old one keeps signing for a while")
-async def rotate_secret(
+async def rotate_endpoint_secret(
     endpoint_id: str,
     body: RotateSecretIn,
     context: WriteKeyDep,

@@ -68,7 +68,7 @@ async def delete_target(target_id: str, context: WriteKeyDep, session: WriteSess
 
 
 @router.post("/{target_id}/rotate_secret", summary="New secret; the old one keeps signing for a while")
-async def rotate_secret(
+async def rotate_target_secret(
     target_id: str,
     body: RotateSecretIn,
     context: WriteKeyDep,
