@@ -88,7 +88,7 @@ def _claims_idempotency_key(check: _Check) -> _Check:
     return check
 
 
-# The `_…_key` parameters below only declare the route's security schemes for the OpenAPI document.
+# The `_…_bearer` parameters below only declare the route's security schemes for the OpenAPI document.
 @_claims_idempotency_key
 async def require_any_key(
     request: Request,
