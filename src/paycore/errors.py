@@ -66,6 +66,7 @@ class PaycoreError(Exception):
         param: str | None = None,
         status_code: int | None = None,
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -75,6 +76,9 @@ class PaycoreError(Exception):
             self.status_code = status_code
         self.param = param
         self.headers = dict(headers or {})
+        # Objects the caller needs to act on the error (the order a failed checkout left
+        # payable), rendered beside the envelope's fields; never secrets of anyone but the caller.
+        self.extra = dict(extra or {})
 
 
 class InvalidRequest(PaycoreError):
@@ -140,11 +144,17 @@ class ServiceUnavailable(PaycoreError):
 
 
 def error_body(
-    *, error_type: str, code: str, message: str, param: str | None = None
+    *,
+    error_type: str,
+    code: str,
+    message: str,
+    param: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     error: dict[str, Any] = {"type": error_type, "code": code, "message": message}
     if param is not None:
         error["param"] = param
+    error.update({key: value for key, value in (extra or {}).items() if key not in error})
     error["request_id"] = current_request_id()
     return {"error": error}
 
@@ -157,8 +167,9 @@ def error_response(
     message: str,
     param: str | None = None,
     headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
-    body = error_body(error_type=error_type, code=code, message=message, param=param)
+    body = error_body(error_type=error_type, code=code, message=message, param=param, extra=extra)
     return JSONResponse(body, status_code=status_code, headers=dict(headers or {}))
 
 
@@ -187,6 +198,7 @@ async def _paycore_error(_: Request, exc: Exception) -> JSONResponse:
         message=exc.message,
         param=exc.param,
         headers=exc.headers,
+        extra=exc.extra,
     )
 
 

@@ -4,8 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, status
 
+from paycore.auth.context import TenantContext
 from paycore.auth.dependencies import AnyKeyDep, StorefrontKeyDep
 from paycore.checkout import service
+from paycore.checkout.attempts import open_payment_attempt
 from paycore.checkout.confirm import confirm_return
 from paycore.checkout.receipts import RECEIPT_HEADER, receipt_token_matches
 from paycore.checkout.schemas import (
@@ -13,13 +15,18 @@ from paycore.checkout.schemas import (
     CheckoutOut,
     ConfirmIn,
     OrderLineOut,
+    PaymentAttemptIn,
+    PaymentAttemptOpenedOut,
     PaymentOut,
     StorefrontOrderOut,
 )
+from paycore.config import Settings
+from paycore.db import Database
 from paycore.dependencies import DatabaseDep, ReadSessionDep, RegistryDep, SettingsDep
 from paycore.errors import NotFound
 from paycore.orders.models import Order, OrderItem
 from paycore.payments.models import PaymentAttempt
+from paycore.payments.providers.registry import ProviderRegistry
 
 router = APIRouter(prefix="/v1", tags=["storefront"])
 
@@ -136,3 +143,52 @@ async def read_storefront_order(
         raise NotFound(f"No such order: '{order_id}'.", param="id")
     order, items = await service.storefront_order(session, context, order_id)
     return storefront_order_out(order, items)
+
+
+@router.post(
+    "/storefront/orders/{order_id}/payment_attempts",
+    status_code=status.HTTP_201_CREATED,
+    summary="Pay an unpaid order again (after a decline or a provider that did not answer)",
+    responses={
+        409: {"description": "An attempt is still open, or the order is paid, canceled or expired"},
+        503: {"description": "The provider is not answering; the order stays payable"},
+    },
+)
+async def pay_storefront_order_again(
+    order_id: str,
+    context: StorefrontKeyDep,
+    database: DatabaseDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    receipt: Annotated[str | None, Header(alias=RECEIPT_HEADER)] = None,
+    body: PaymentAttemptIn | None = None,
+) -> PaymentAttemptOpenedOut:
+    if not receipt_token_matches(settings, order_id, receipt):
+        raise NotFound(f"No such order: '{order_id}'.", param="id")
+    return await payment_attempt_opened(database, registry, settings, context, order_id, body)
+
+
+async def payment_attempt_opened(
+    database: Database,
+    registry: ProviderRegistry,
+    settings: Settings,
+    context: TenantContext,
+    order_id: str,
+    body: PaymentAttemptIn | None,
+) -> PaymentAttemptOpenedOut:
+    """Shared by the storefront's route and the merchant's (`/v1/orders/{id}/payment_attempts`)."""
+    body = body or PaymentAttemptIn()
+    opened = await open_payment_attempt(
+        database,
+        registry,
+        settings,
+        context,
+        order_id,
+        provider_name=body.provider,
+        return_url=body.return_url,
+    )
+    return PaymentAttemptOpenedOut(
+        order=storefront_order_out(opened.order, opened.items),
+        payment=payment_out(opened.attempt),
+        redirect_url=opened.attempt.redirect_url,
+    )

@@ -84,3 +84,25 @@ class CheckoutOut(BaseModel):
     receipt_token: str
     payment: PaymentOut
     redirect_url: str | None
+
+
+class PaymentAttemptIn(StrictInput):
+    """Pay an unpaid order again. Every field is optional: by default the last attempt's provider."""
+
+    provider: str | None = Field(
+        default=None, min_length=1, max_length=32, description="Default: the provider of the last attempt."
+    )
+    return_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^https?://[^\s]+$",
+        description="Where the provider's page sends the customer back, as at checkout.",
+    )
+
+
+class PaymentAttemptOpenedOut(BaseModel):
+    """The new attempt, and the order it pays (still `pending_payment`)."""
+
+    order: StorefrontOrderOut
+    payment: PaymentOut
+    redirect_url: str | None

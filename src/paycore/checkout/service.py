@@ -3,7 +3,8 @@
 Two transactions around one provider call, never a provider call inside a transaction:
 1. convert the cart, reserve stock and promo use, create customer, order, lines, payment attempt;
 2. (after the provider answered) store its reference and the customer's redirect URL.
-If the provider cannot be reached the order stays `pending_payment` and expires as usual.
+If the provider cannot be reached the attempt fails and the order stays `pending_payment`, payable
+again through a new attempt (`attempts.py`) until it expires.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +23,7 @@ from paycore.carts.models import Cart, CartItem, CartStatus
 from paycore.carts.service import get_cart
 from paycore.catalog.models import Product, PromoCode
 from paycore.catalog.service import promo_is_open
+from paycore.checkout.attempts import account_for, ensure_provider_ready, request_payment_session
 from paycore.checkout.durability import require_durable_database
 from paycore.checkout.receipts import receipt_token
 from paycore.checkout.schemas import CheckoutIn
@@ -29,25 +31,19 @@ from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.customers.service import find_or_create_customer
 from paycore.db import Database
-from paycore.errors import Conflict, InvalidRequest, ProviderError, ServiceUnavailable
+from paycore.errors import Conflict, InvalidRequest
 from paycore.logging import get_logger
 from paycore.money import Money, MoneyError, discount_for, sum_money
-from paycore.ops.metrics import CHECKOUTS, PROVIDER_CALL_FAILURES
+from paycore.ops.metrics import CHECKOUTS
 from paycore.orders.effects import order_items
 from paycore.orders.models import Order, OrderItem
 from paycore.orders.service import get_order
-from paycore.orders.states import AttemptStatus
 from paycore.orders.stock import reserve_promo_use, reserve_stock
 from paycore.orders.transitions import order_snapshot
 from paycore.outbox.service import emit_merchant_event
 from paycore.payments.models import PaymentAttempt
 from paycore.payments.providers.base import (
     PaymentRequest,
-    PaymentSession,
-    ProviderAccount,
-    ProviderNotConfigured,
-    ProviderRequestRefused,
-    ProviderUnavailable,
 )
 from paycore.payments.providers.registry import ProviderRegistry
 from paycore.tenancy.limits import check_order_limit
@@ -248,33 +244,6 @@ async def create_order(
     return order, items, attempt
 
 
-async def _attach_payment_session(
-    session: AsyncSession, attempt_id: str, payment: PaymentSession
-) -> PaymentAttempt:
-    """Store what the provider answered. One conditional UPDATE: a webhook that already moved the
-    attempt on (or stored the reference) is not undone."""
-    statement = (
-        update(PaymentAttempt)
-        .where(PaymentAttempt.id == attempt_id)
-        .values(
-            provider_ref=func.coalesce(PaymentAttempt.provider_ref, payment.provider_ref),
-            redirect_url=payment.redirect_url,
-            client_data=payment.client_data,
-            status=case(
-                (PaymentAttempt.status == AttemptStatus.CREATED, AttemptStatus.REQUIRES_ACTION),
-                else_=PaymentAttempt.status,
-            ),
-            updated_at=utcnow(),
-        )
-        .returning(PaymentAttempt)
-    )
-    attempt: PaymentAttempt | None = await session.scalar(
-        select(PaymentAttempt).from_statement(statement).execution_options(populate_existing=True)
-    )
-    assert attempt is not None
-    return attempt
-
-
 async def checkout(
     database: Database,
     registry: ProviderRegistry,
@@ -285,13 +254,8 @@ async def checkout(
     if context.livemode:
         await require_durable_database(database)
     provider = registry.for_checkout(body.provider, livemode=context.livemode)
-    account = ProviderAccount(
-        tenant_id=context.tenant_id, tenant_slug=context.tenant_slug, livemode=context.livemode
-    )
-    try:
-        await provider.check_ready(account)  # before any order exists: nothing to clean up
-    except ProviderNotConfigured as exc:
-        raise InvalidRequest(f"{exc}.", code="provider_not_configured", param="provider") from None
+    account = account_for(context)
+    await ensure_provider_ready(provider, account)  # before any order exists: nothing to clean up
     now = utcnow()
     async with database.session(write=True) as session:
         order, items, attempt = await create_order(
@@ -307,27 +271,9 @@ async def checkout(
         customer_email=customer_email,
         return_url=body.return_url,
     )
-    try:
-        payment = await provider.create_payment(request)  # timed and guarded by the registry's breaker
-    except (ProviderNotConfigured, ProviderRequestRefused) as exc:
-        # The provider refused our request (a revoked key, a currency it does not take): no
-        # payment exists, the order expires unpaid. The merchant must act, not the customer.
-        CHECKOUTS.labels(outcome="provider_refused").inc()
-        log.error("checkout_provider_refused", provider=provider.name, order=order.id, error=str(exc))
-        raise ProviderError(
-            f"The {provider.name} provider refused to start this payment; try another payment method.",
-            code="provider_refused",
-        ) from None
-    except (ProviderUnavailable, TimeoutError) as exc:
-        PROVIDER_CALL_FAILURES.labels(provider=provider.name, operation="create_payment").inc()
-        CHECKOUTS.labels(outcome="provider_unavailable").inc()
-        log.warning("checkout_provider_unavailable", provider=provider.name, order=order.id, error=repr(exc))
-        raise ServiceUnavailable(
-            f"The {provider.name} provider is not answering; the order will expire unpaid. Try again.",
-            code="provider_unavailable",
-        ) from None
-    async with database.session(write=True) as session:
-        attempt = await _attach_payment_session(session, attempt.id, payment)
+    attempt = await request_payment_session(
+        database, provider, settings, order=order, attempt=attempt, request=request, actor=context.actor
+    )
     CHECKOUTS.labels(outcome="created").inc()
     return CheckoutResult(
         order=order, items=items, attempt=attempt, receipt_token=receipt_token(settings, order.id)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -118,7 +119,17 @@ def print_rows(rows: list[dict[str, Any]], *, as_json: bool) -> None:
             table.add_column(name.replace("_", " "), overflow="fold")
     for row in rows:
         table.add_row(*(_cell(value) for value in row.values()))
-    console.print(table)
+    print_table(table)
+
+
+def print_table(table: Table) -> None:
+    """A table on a terminal fits the terminal; piped into a file or another program, it is
+    printed whole at its natural width, never cut or wrapped at a guessed 80 columns."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = Measurement.get(console, console.options, table).maximum
+    console.print(table, width=max(natural, console.width))
 
 
 def _cell(value: Any) -> str:

@@ -15,6 +15,7 @@ from paycore.cli.common import (
     console,
     database_for,
     fail,
+    print_table,
     run_async,
     settings_or_exit,
 )
@@ -95,7 +96,7 @@ def verify() -> None:
         mark = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "[dim]n/a[/]"}[result.passed]
         table.add_row(mark, result.name, result.detail)
     console.print(f"paycore db verify: {_safe_url(settings.database_url)}", highlight=False)
-    console.print(table)
+    print_table(table)
     passed = sum(1 for result in results if result.passed is True)
     failed = sum(1 for result in results if result.passed is False)
     skipped = len(results) - passed - failed
@@ -163,7 +164,7 @@ def copy(
     for check in checks:
         same = "[green]same[/]" if check.source_checksum == check.target_checksum else "[red]DIFFERENT[/]"
         table.add_row(check.table, str(check.source_rows), str(check.target_rows), same)
-    console.print(table)
+    print_table(table)
     different = [check.table for check in checks if not check.identical]
     if different:
         fail("the copy differs from the source in: " + ", ".join(different))

@@ -16,6 +16,7 @@ from paycore.cli.common import (
     errors,
     fail,
     print_json,
+    print_table,
     run_async,
     settings_or_exit,
     write_session,
@@ -62,7 +63,7 @@ def list_keys() -> None:
     for key in run_async(work):
         status = "revoked" if key.revoked_at else "active"
         table.add_row(key.id, f"{key.prefix}…{key.last4}", key.name or "", status)
-    console.print(table)
+    print_table(table)
 
 
 @app.command("revoke")

@@ -15,7 +15,16 @@ import typer
 from rich.table import Table
 
 from paycore.auth.models import KeyMode
-from paycore.cli.common import cli_actor, console, database_for, fail, print_json, run_async, settings_or_exit
+from paycore.cli.common import (
+    cli_actor,
+    console,
+    database_for,
+    fail,
+    print_json,
+    print_table,
+    run_async,
+    settings_or_exit,
+)
 from paycore.clock import utcnow
 from paycore.idempotency.service import reseal_answers
 from paycore.merchant_webhooks.sealing import reseal_endpoints
@@ -146,7 +155,7 @@ def list_providers(
             row["webhook_secret"] or "[red]none[/]",
             row["webhook_url"],
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command("delete")

@@ -33,7 +33,8 @@ def _announce(host: str, port: int, settings: Settings, *, with_worker: bool) ->
     base = url_of(host, port)
     console.print(f"[bold]paycore[/] {'API + worker' if with_worker else 'API'} on [link={base}]{base}[/]")
     console.print(
-        f"  docs    {base}/docs\n  health  {base}/health\n  ready   {base}/ready\n  metrics {base}/metrics"
+        f"  console {base}/admin/login\n  docs    {base}/docs\n  health  {base}/health\n"
+        f"  ready   {base}/ready\n  metrics {base}/metrics"
     )
     if settings.public_url != base:
         console.print(f"  customers and providers reach it at {settings.public_url} (PAYCORE_PUBLIC_URL)")

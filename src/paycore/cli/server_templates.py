@@ -16,6 +16,7 @@ from paycore.cli.common import (
     database_for,
     fail,
     print_json,
+    print_table,
     run_async,
     settings_or_exit,
     write_session,
@@ -94,7 +95,7 @@ def list_templates() -> None:
             str(spec["limits"]["memory"]),
             ", ".join(sorted(template["variables"])),
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command("show")

@@ -5,9 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from paycore.auth.dependencies import ReadKeyDep, RefundsKeyDep, WriteKeyDep
-from paycore.checkout.endpoints import payment_out
-from paycore.checkout.schemas import OrderLineOut
-from paycore.dependencies import DatabaseDep, ReadSessionDep, RegistryDep, WriteSessionDep
+from paycore.checkout.endpoints import payment_attempt_opened, payment_out
+from paycore.checkout.schemas import OrderLineOut, PaymentAttemptIn, PaymentAttemptOpenedOut
+from paycore.dependencies import DatabaseDep, ReadSessionDep, RegistryDep, SettingsDep, WriteSessionDep
 from paycore.orders import service
 from paycore.orders.models import Order
 from paycore.orders.schemas import OrderDetailOut, OrderOut, RefundIn, RefundOut, TimelineEntry
@@ -129,6 +129,26 @@ async def cancel_order(order_id: str, context: WriteKeyDep, session: WriteSessio
     refunded instead (409 `invalid_transition`). Needs a secret key with the `write` scope."""
     order = await service.cancel_order(session, context, order_id)
     return OrderOut.model_validate(order_fields(order))
+
+
+@router.post(
+    "/{order_id}/payment_attempts",
+    status_code=status.HTTP_201_CREATED,
+    summary="Pay an unpaid order again: a new payment attempt, same or another provider",
+    responses={
+        409: {"description": "An attempt is still open, or the order is paid, canceled or expired"},
+        503: {"description": "The provider is not answering; the order stays payable"},
+    },
+)
+async def pay_order_again(
+    order_id: str,
+    context: WriteKeyDep,
+    database: DatabaseDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    body: PaymentAttemptIn | None = None,
+) -> PaymentAttemptOpenedOut:
+    return await payment_attempt_opened(database, registry, settings, context, order_id, body)
 
 
 @router.post(

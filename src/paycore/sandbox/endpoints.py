@@ -4,7 +4,7 @@ like a real provider's checkout link, the attempt id in the URL is the capabilit
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -36,11 +36,27 @@ def _out(payment: SandboxPayment) -> SandboxPaymentOut:
     )
 
 
+def return_link(payment: SandboxPayment) -> str | None:
+    """The storefront's return URL with the outcome added, the way Stripe's redirect adds
+    `payment_intent` and `redirect_status`; `None` while undecided or when none was given."""
+    if payment.return_url is None or payment.status == service.REQUIRES_ACTION:
+        return None
+    parts = urlsplit(payment.return_url)
+    outcome = {
+        "payment_attempt": payment.merchant_reference,
+        "redirect_status": "succeeded" if payment.status == service.SUCCEEDED else "failed",
+    }
+    query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), *outcome.items()])
+    return urlunsplit(parts._replace(query=query))
+
+
 def _page(payment: SandboxPayment) -> HTMLResponse:
     html = _templates.get_template("pay.html").render(
         amount=Money(payment.amount, payment.currency).format(),
         attempt_id=payment.merchant_reference,
         status=payment.status,
+        declined=payment.status == service.DECLINED,
+        return_url=return_link(payment),
     )
     return HTMLResponse(html)
 

@@ -23,6 +23,8 @@ class SandboxPayment(Base):
     # requires_action -> succeeded | declined
     status: Mapped[str] = mapped_column(String(32), default="requires_action")
     amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Where the pay page sends the customer back once the payment is decided (the storefront's).
+    return_url: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()
 

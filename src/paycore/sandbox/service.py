@@ -35,7 +35,13 @@ class Chaos:
 
 
 async def create_payment(
-    session: AsyncSession, *, tenant_id: str, merchant_reference: str, amount: int, currency: str
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    merchant_reference: str,
+    amount: int,
+    currency: str,
+    return_url: str | None = None,
 ) -> SandboxPayment:
     """Idempotent on `merchant_reference`: asking again returns the same payment."""
     existing = await session.scalar(
@@ -46,7 +52,11 @@ async def create_payment(
     if existing is not None:
         return existing
     payment = SandboxPayment(
-        tenant_id=tenant_id, merchant_reference=merchant_reference, amount=amount, currency=currency
+        tenant_id=tenant_id,
+        merchant_reference=merchant_reference,
+        amount=amount,
+        currency=currency,
+        return_url=return_url,
     )
     session.add(payment)
     await session.flush()

@@ -70,6 +70,7 @@ class SandboxProvider:
                 merchant_reference=request.attempt_id,
                 amount=request.amount.amount,
                 currency=request.amount.currency,
+                return_url=request.return_url,
             )
         return PaymentSession(
             provider_ref=payment.id,
