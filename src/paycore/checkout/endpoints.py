@@ -163,6 +163,10 @@ async def pay_storefront_order_again(
     receipt: Annotated[str | None, Header(alias=RECEIPT_HEADER)] = None,
     body: PaymentAttemptIn | None = None,
 ) -> PaymentAttemptOpenedOut:
+    """A new payment attempt for an order still awaiting payment, with the same provider or
+    `provider`; answers where to send the customer (`redirect_url`). Refused while another attempt
+    is open. Needs the order's receipt token in `X-Receipt-Token` (a wrong one is a 404). Takes a
+    publishable key (or the merchant's secret key)."""
     if not receipt_token_matches(settings, order_id, receipt):
         raise NotFound(f"No such order: '{order_id}'.", param="id")
     return await payment_attempt_opened(database, registry, settings, context, order_id, body)

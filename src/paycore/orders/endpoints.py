@@ -148,6 +148,9 @@ async def pay_order_again(
     settings: SettingsDep,
     body: PaymentAttemptIn | None = None,
 ) -> PaymentAttemptOpenedOut:
+    """A new payment attempt for an order still awaiting payment (after a decline, or a provider
+    that did not answer), with the same provider or `provider`; answers where to send the customer.
+    Refused while another attempt is open. Needs a secret key with the `write` scope."""
     return await payment_attempt_opened(database, registry, settings, context, order_id, body)
 
 
