@@ -5,11 +5,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from redis.asyncio import Redis
 
 from paycore import __version__
@@ -38,6 +36,7 @@ from paycore.middleware import (
     SecurityHeadersMiddleware,
 )
 from paycore.notifications.endpoints import router as notifications_router
+from paycore.openapi import build_openapi, operation_id
 from paycore.ops.endpoints import router as ops_router
 from paycore.orders.endpoints import router as orders_router
 from paycore.payments.endpoints import webhook_router
@@ -81,31 +80,6 @@ async def warn_about_refused_webhooks(database: Database, registry: ProviderRegi
             livemode=row.livemode,
             why="keys are set but no webhook secret: every webhook from this provider is refused",
         )
-
-
-def _openapi_with_our_422(app: FastAPI) -> dict[str, Any]:
-    """FastAPI documents its own 422 body, and an HTML route's errors as HTML; paycore answers
-    every error in its JSON envelope."""
-    if app.openapi_schema is None:
-        document = get_openapi(
-            title=app.title,
-            version=app.version,
-            summary=app.summary,
-            description=app.description,
-            routes=app.routes,
-        )
-        envelope = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
-        for operations in document.get("paths", {}).values():
-            for operation in operations.values():
-                for code, response in operation.get("responses", {}).items():
-                    # Errors are JSON even from an HTML page's route.
-                    if code in ("422", "4XX", "5XX"):
-                        response["content"] = envelope
-        components = document.get("components", {}).get("schemas", {})
-        for name in ("HTTPValidationError", "ValidationError"):
-            components.pop(name, None)
-        app.openapi_schema = document
-    return app.openapi_schema
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -158,8 +132,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         docs_url="/docs",
         redoc_url=None,
         responses=ERROR_RESPONSES,
+        generate_unique_id_function=operation_id,
     )
-    app.openapi = lambda: _openapi_with_our_422(app)  # type: ignore[method-assign]
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.instance_id = secrets.token_hex(8)
     app.state.database = database

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 
 from paycore.audit.service import Actor
 from paycore.auth.context import TenantContext
 from paycore.auth.models import KeyKind, Scope
+from paycore.auth.schemes import PublishableKeyScheme, SecretKeyScheme
 from paycore.auth.service import authenticate_api_key, needs_touch, touch_api_key
 from paycore.clock import utcnow
 from paycore.db import Database
@@ -75,8 +76,26 @@ async def authenticate(request: Request, database: DatabaseDep) -> TenantContext
 # caller has passed every check of that route. The steps they are built of do not claim.
 _AuthenticatedDep = Annotated[TenantContext, Depends(authenticate)]
 
+_Check = TypeVar("_Check", bound=Callable[..., Any])
 
-async def require_any_key(request: Request, context: _AuthenticatedDep) -> TenantContext:
+# The key checks that claim an Idempotency-Key: the OpenAPI document lists the header on the POSTs
+# whose route declares one of them (`paycore.openapi`).
+IDEMPOTENT_KEY_CHECKS: set[Callable[..., Any]] = set()
+
+
+def _claims_idempotency_key(check: _Check) -> _Check:
+    IDEMPOTENT_KEY_CHECKS.add(check)
+    return check
+
+
+# The `_…_bearer` parameters below only declare the route's security schemes for the OpenAPI document.
+@_claims_idempotency_key
+async def require_any_key(
+    request: Request,
+    context: _AuthenticatedDep,
+    _publishable_bearer: PublishableKeyScheme,
+    _secret_bearer: SecretKeyScheme,
+) -> TenantContext:
     await replay_or_claim(request, context)
     return context
 
@@ -84,7 +103,7 @@ async def require_any_key(request: Request, context: _AuthenticatedDep) -> Tenan
 AnyKeyDep = Annotated[TenantContext, Depends(require_any_key)]
 
 
-async def _secret_key(context: _AuthenticatedDep) -> TenantContext:
+async def _secret_key(context: _AuthenticatedDep, _secret_bearer: SecretKeyScheme) -> TenantContext:
     if context.key_kind is not KeyKind.SECRET:
         raise PermissionDenied(
             "This endpoint needs a secret key (sk_…); publishable keys reach only the storefront API.",
@@ -96,6 +115,7 @@ async def _secret_key(context: _AuthenticatedDep) -> TenantContext:
 _SecretKeyStepDep = Annotated[TenantContext, Depends(_secret_key)]
 
 
+@_claims_idempotency_key
 async def require_secret_key(request: Request, context: _SecretKeyStepDep) -> TenantContext:
     await replay_or_claim(request, context)
     return context
@@ -113,8 +133,13 @@ async def ensure_may_sell(request: Request, database: Database, context: TenantC
         )
 
 
+@_claims_idempotency_key
 async def require_storefront(
-    request: Request, context: _AuthenticatedDep, database: DatabaseDep
+    request: Request,
+    context: _AuthenticatedDep,
+    database: DatabaseDep,
+    _publishable_bearer: PublishableKeyScheme,
+    _secret_bearer: SecretKeyScheme,
 ) -> TenantContext:
     await ensure_may_sell(request, database, context)
     await replay_or_claim(request, context)
@@ -127,6 +152,7 @@ StorefrontKeyDep = Annotated[TenantContext, Depends(require_storefront)]
 
 
 def _requiring(scope: Scope) -> Callable[..., Awaitable[TenantContext]]:
+    @_claims_idempotency_key
     async def require(request: Request, context: _SecretKeyStepDep, database: DatabaseDep) -> TenantContext:
         if scope not in context.scopes:
             raise PermissionDenied(

@@ -36,12 +36,16 @@ def cart_out(view: CartView) -> CartOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a cart")
 async def create_cart(body: CartCreate, context: StorefrontKeyDep, session: WriteSessionDep) -> CartOut:
+    """A cart with its first lines; prices come from the catalog, never from the request. Takes a
+    publishable key (or the merchant's secret key)."""
     items = [(item.product_id, item.quantity) for item in body.items]
     return cart_out(await service.create_cart(session, context, items))
 
 
 @router.get("/{cart_id}", summary="Retrieve a cart")
 async def read_cart(cart_id: str, context: StorefrontKeyDep, session: ReadSessionDep) -> CartOut:
+    """The cart with its lines and current totals. Takes a publishable key (or the merchant's secret
+    key)."""
     return cart_out(await service.view_cart(session, context, cart_id))
 
 
@@ -49,6 +53,8 @@ async def read_cart(cart_id: str, context: StorefrontKeyDep, session: ReadSessio
 async def add_item(
     cart_id: str, body: CartItemIn, context: StorefrontKeyDep, session: WriteSessionDep
 ) -> CartOut:
+    """Adds a product to the cart, or adds to its quantity when it is already there. A cart already
+    checked out is refused (409). Takes a publishable key (or the merchant's secret key)."""
     view = await service.add_item(
         session, context, cart_id, product_id=body.product_id, quantity=body.quantity
     )
@@ -59,6 +65,7 @@ async def add_item(
 async def update_item(
     cart_id: str, item_id: str, body: CartItemUpdate, context: StorefrontKeyDep, session: WriteSessionDep
 ) -> CartOut:
+    """Sets a line's quantity. Takes a publishable key (or the merchant's secret key)."""
     return cart_out(await service.update_item(session, context, cart_id, item_id, quantity=body.quantity))
 
 
@@ -66,4 +73,5 @@ async def update_item(
 async def remove_item(
     cart_id: str, item_id: str, context: StorefrontKeyDep, session: WriteSessionDep
 ) -> CartOut:
+    """Removes a line from the cart. Takes a publishable key (or the merchant's secret key)."""
     return cart_out(await service.remove_item(session, context, cart_id, item_id))

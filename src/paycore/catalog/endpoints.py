@@ -71,6 +71,10 @@ def promo_out(promo: PromoCode) -> PromoCodeOut:
 
 @router.post("/products", status_code=status.HTTP_201_CREATED, summary="Create a product")
 async def create_product(body: ProductCreate, context: WriteKeyDep, session: WriteSessionDep) -> ProductOut:
+    """A product with a price in minor units of its currency, and its kind (physical, digital,
+    service), which decides how a paid order is fulfilled. Stock is not counted until it is set with
+    `PUT /v1/products/{id}/inventory`. Counts against the plan's product limit. Needs a
+    secret key with the `write` scope."""
     product = await service.create_product(
         session,
         context,
@@ -93,6 +97,8 @@ async def list_products(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> ListOut[ProductOut]:
+    """The tenant's products in this mode, deleted ones left out; page with `limit` and `cursor`. Needs
+    a secret key with the `read` scope."""
     page = await service.list_products(session, context, limit=limit, cursor=cursor)
     return ListOut(
         data=[product_out(p) for p in page.items], has_more=page.has_more, next_cursor=page.next_cursor
@@ -101,6 +107,8 @@ async def list_products(
 
 @router.get("/products/{product_id}", summary="Retrieve a product")
 async def read_product(product_id: str, context: ReadKeyDep, session: ReadSessionDep) -> ProductOut:
+    """One product by id; another tenant's or the other mode's product is a 404. Needs a secret key
+    with the `read` scope."""
     return product_out(await service.get_product(session, context, product_id))
 
 
@@ -108,6 +116,8 @@ async def read_product(product_id: str, context: ReadKeyDep, session: ReadSessio
 async def update_product(
     product_id: str, body: ProductUpdate, context: WriteKeyDep, session: WriteSessionDep
 ) -> ProductOut:
+    """Changes only the fields sent. Orders already placed keep the name and price they were sold at.
+    Needs a secret key with the `write` scope."""
     changes = body.model_dump(exclude_unset=True)
     if "fulfillment" in changes and body.fulfillment is not None:
         changes["fulfillment"] = body.fulfillment.model_dump()
@@ -116,6 +126,8 @@ async def update_product(
 
 @router.delete("/products/{product_id}", summary="Delete a product (soft: kept for past orders)")
 async def delete_product(product_id: str, context: WriteKeyDep, session: WriteSessionDep) -> ProductOut:
+    """The product leaves the catalog and the storefront; past orders still show it. Answers the
+    product as it was deleted. Needs a secret key with the `write` scope."""
     return product_out(await service.delete_product(session, context, product_id))
 
 
@@ -123,12 +135,16 @@ async def delete_product(product_id: str, context: WriteKeyDep, session: WriteSe
 async def set_inventory(
     product_id: str, body: InventoryIn, context: WriteKeyDep, session: WriteSessionDep
 ) -> InventoryOut:
+    """Sets the units on hand. Units reserved by unpaid orders stay reserved; on hand may not go below
+    them. Needs a secret key with the `write` scope."""
     inventory = await service.set_inventory(session, context, product_id, body.on_hand)
     return inventory_out(product_id, inventory)
 
 
 @router.get("/products/{product_id}/inventory", summary="Units on hand, reserved and available")
 async def read_inventory(product_id: str, context: ReadKeyDep, session: ReadSessionDep) -> InventoryOut:
+    """Units on hand, reserved by unpaid orders, and available to sell (on hand minus reserved). Needs
+    a secret key with the `read` scope."""
     return inventory_out(product_id, await service.get_inventory(session, context, product_id))
 
 
@@ -136,6 +152,9 @@ async def read_inventory(product_id: str, context: ReadKeyDep, session: ReadSess
 async def create_promo_code(
     body: PromoCodeCreate, context: WriteKeyDep, session: WriteSessionDep
 ) -> PromoCodeOut:
+    """A code customers enter at checkout for a percentage or a fixed amount off, optionally with a
+    usage limit. A use is reserved at checkout and given back if the order is not paid. Needs a
+    secret key with the `write` scope."""
     return promo_out(await service.create_promo_code(session, context, body))
 
 
@@ -146,6 +165,8 @@ async def list_promo_codes(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> ListOut[PromoCodeOut]:
+    """The tenant's promo codes in this mode, with how often each was used; page with `limit` and
+    `cursor`. Needs a secret key with the `read` scope."""
     page = await service.list_promo_codes(session, context, limit=limit, cursor=cursor)
     return ListOut(
         data=[promo_out(p) for p in page.items], has_more=page.has_more, next_cursor=page.next_cursor
@@ -159,6 +180,8 @@ async def list_storefront_products(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> ListOut[StorefrontProductOut]:
+    """What a storefront shows: products on sale, with price and whether they can be bought now. Safe
+    with a publishable key. Takes a publishable key (or the merchant's secret key)."""
     page = await service.list_storefront_products(session, context, limit=limit, cursor=cursor)
     data = [
         StorefrontProductOut(

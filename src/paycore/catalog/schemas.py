@@ -89,7 +89,9 @@ class ProductOut(BaseModel):
     price: int
     currency: str
     kind: ProductKind
-    fulfillment: dict[str, Any]
+    fulfillment: dict[str, Any] = Field(
+        description="How a paid order of it is fulfilled, as set at creation; its shape depends on `kind`."
+    )
     active: bool
     deleted: bool
     created: datetime

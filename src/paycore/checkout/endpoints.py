@@ -83,6 +83,12 @@ async def checkout(
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> CheckoutOut:
+    """Turns the cart into an order in one transaction: reserves stock and any promo use, records the
+    customer, and starts a payment with the tenant's provider. Answers the order, a receipt token
+    (keep it: it is the only way to read the order from a storefront) and where to send the customer
+    (`redirect_url`). The order becomes paid only when the provider confirms it; it expires when
+    nobody pays in time. A provider that is down answers 503 and nothing is charged. Takes a
+    publishable key (or the merchant's secret key)."""
     result = await service.checkout(database, registry, settings, context, body)
     return CheckoutOut(
         order=storefront_order_out(result.order, result.items),
@@ -107,6 +113,10 @@ async def confirm_checkout(
     receipt: Annotated[str | None, Header(alias=RECEIPT_HEADER)] = None,
     body: ConfirmIn | None = None,
 ) -> StorefrontOrderOut:
+    """Call it when the customer comes back from the provider's page: paycore asks the provider (never
+    the browser) whether the payment went through, and answers the order as it now stands. Needs the
+    order's receipt token in `X-Receipt-Token`; a wrong token is a 404. Takes a publishable or a
+    secret key, even while the tenant is suspended."""
     if not receipt_token_matches(settings, order_id, receipt):
         raise NotFound(f"No such order: '{order_id}'.", param="id")
     await confirm_return(
@@ -125,6 +135,9 @@ async def read_storefront_order(
     settings: SettingsDep,
     receipt: Annotated[str | None, Header(alias=RECEIPT_HEADER)] = None,
 ) -> StorefrontOrderOut:
+    """The order, its lines and its status, for whoever holds its receipt token (`X-Receipt-Token`). A
+    wrong token and an unknown order are the same 404. Takes a publishable key (or the merchant's
+    secret key)."""
     # The same 404 for a wrong token as for no order: nothing tells an order id is real.
     if not receipt_token_matches(settings, order_id, receipt):
         raise NotFound(f"No such order: '{order_id}'.", param="id")
@@ -150,6 +163,10 @@ async def pay_storefront_order_again(
     receipt: Annotated[str | None, Header(alias=RECEIPT_HEADER)] = None,
     body: PaymentAttemptIn | None = None,
 ) -> PaymentAttemptOpenedOut:
+    """A new payment attempt for an order still awaiting payment, with the same provider or
+    `provider`; answers where to send the customer (`redirect_url`). Refused while another attempt
+    is open. Needs the order's receipt token in `X-Receipt-Token` (a wrong one is a 404). Takes a
+    publishable key (or the merchant's secret key)."""
     if not receipt_token_matches(settings, order_id, receipt):
         raise NotFound(f"No such order: '{order_id}'.", param="id")
     return await payment_attempt_opened(database, registry, settings, context, order_id, body)

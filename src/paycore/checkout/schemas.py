@@ -56,7 +56,9 @@ class PaymentOut(BaseModel):
     amount: int
     currency: str
     redirect_url: str | None
-    client_data: dict[str, Any]
+    client_data: dict[str, Any] = Field(
+        description="What the provider's own page script needs (a client secret, a token); provider-specific."
+    )
 
 
 class StorefrontOrderOut(BaseModel):

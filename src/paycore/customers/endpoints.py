@@ -36,6 +36,8 @@ async def list_customers(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> ListOut[CustomerOut]:
+    """Customers who placed an order, newest first; page with `limit` and `cursor`. Needs a secret key
+    with the `read` scope."""
     page = await service.list_customers(session, context, email=email, limit=limit, cursor=cursor)
     spend = await service.spend_by_currency(session, [customer.id for customer in page.items])
     return ListOut(
@@ -47,6 +49,8 @@ async def list_customers(
 
 @router.get("/customers/{customer_id}", summary="A customer with their totals")
 async def read_customer(customer_id: str, context: ReadKeyDep, session: ReadSessionDep) -> CustomerOut:
+    """A customer with their number of paid orders and what they spent, per currency. Needs a secret
+    key with the `read` scope."""
     customer = await service.get_customer(session, context, customer_id)
     spend = await service.spend_by_currency(session, [customer.id])
     return customer_out(customer, spend[customer.id])
@@ -59,6 +63,8 @@ async def read_entitlements(
     customer_email: Annotated[str, Query(min_length=3, max_length=320)],
     include_revoked: bool = False,
 ) -> ListOut[EntitlementOut]:
+    """What a customer (by email) may access: digital products and courses they paid for. Revoked ones
+    (after a refund) only with `include_revoked`. Needs a secret key with the `read` scope."""
     rows = await list_entitlements(
         session, context, customer_email=customer_email, include_revoked=include_revoked
     )

@@ -31,6 +31,11 @@ _NOT_SAVED_STATUSES = frozenset({401, 403, 422, 429})
 _NOT_SAVED_CODES = frozenset({"invalid_json", "order_changed", "database_unavailable"})
 
 
+def honours_idempotency_key(method: str, path: str) -> bool:
+    """The requests whose Idempotency-Key is read: POSTs to the merchant and storefront APIs."""
+    return method == "POST" and path.startswith("/v1/")
+
+
 def _is_saved(status: int, body: bytes) -> bool:
     if status in _NOT_SAVED_STATUSES:
         return False
@@ -49,12 +54,7 @@ class IdempotencyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope) if scope["type"] == "http" else None
         key = headers.get(HEADER) if headers is not None else None
-        if (
-            headers is None
-            or key is None
-            or scope["method"] != "POST"
-            or not scope["path"].startswith("/v1/")
-        ):
+        if headers is None or key is None or not honours_idempotency_key(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
         try:

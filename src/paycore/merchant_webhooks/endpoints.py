@@ -47,6 +47,9 @@ def attempt_out(attempt: WebhookAttempt) -> AttemptOut:
 async def create_endpoint(
     body: EndpointCreate, context: WriteKeyDep, session: WriteSessionDep, settings: SettingsDep
 ) -> EndpointOut:
+    """A URL paycore sends signed events to (see the `webhooks` section of this document). The answer
+    carries the endpoint's `whsec_` signing secret, shown this once. A URL leading to a private or
+    loopback address is refused. Needs a secret key with the `write` scope."""
     created = await service.create_endpoint(
         session, context, settings, url=body.url, events=body.events, description=body.description
     )
@@ -60,6 +63,8 @@ async def list_endpoints(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> ListOut[EndpointOut]:
+    """The tenant's webhook endpoints in this mode (secrets never shown). Needs a secret key with the
+    `read` scope."""
     page = await service.list_endpoints(session, context, limit=limit, cursor=cursor)
     return ListOut(
         data=[endpoint_out(e) for e in page.items], has_more=page.has_more, next_cursor=page.next_cursor
@@ -68,27 +73,34 @@ async def list_endpoints(
 
 @router.get("/{endpoint_id}", summary="Retrieve an endpoint")
 async def read_endpoint(endpoint_id: str, context: ReadKeyDep, session: ReadSessionDep) -> EndpointOut:
+    """One webhook endpoint (its secret never shown). Needs a secret key with the `read` scope."""
     return endpoint_out(await service.get_endpoint(session, context, endpoint_id))
 
 
 @router.delete("/{endpoint_id}", summary="Delete an endpoint (no more deliveries to it)")
 async def delete_endpoint(endpoint_id: str, context: WriteKeyDep, session: WriteSessionDep) -> EndpointOut:
+    """Deletes the endpoint: nothing more is sent to it. Needs a secret key with the `write` scope."""
     return endpoint_out(await service.delete_endpoint(session, context, endpoint_id))
 
 
 @router.post("/{endpoint_id}/enable", summary="Re-enable an endpoint that was disabled")
 async def enable_endpoint(endpoint_id: str, context: WriteKeyDep, session: WriteSessionDep) -> EndpointOut:
+    """Turns an endpoint back on after paycore disabled it for failing too long. Needs a secret key
+    with the `write` scope."""
     return endpoint_out(await service.enable_endpoint(session, context, endpoint_id))
 
 
 @router.post("/{endpoint_id}/rotate_secret", summary="New secret; the old one keeps signing for a while")
-async def rotate_secret(
+async def rotate_endpoint_secret(
     endpoint_id: str,
     body: RotateSecretIn,
     context: WriteKeyDep,
     session: WriteSessionDep,
     settings: SettingsDep,
 ) -> EndpointOut:
+    """A new signing secret, shown this once. The old one keeps signing beside it for
+    `previous_secret_valid_hours`, so receivers can switch without losing events. Needs a secret key
+    with the `write` scope."""
     rotated = await service.rotate_secret(
         session,
         context,
@@ -107,6 +119,8 @@ async def list_attempts(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> ListOut[AttemptOut]:
+    """Each delivery to this endpoint: event, status code, latency, error; newest first. Needs a secret
+    key with the `read` scope."""
     page = await service.list_attempts(session, context, endpoint_id, limit=limit, cursor=cursor)
     return ListOut(
         data=[attempt_out(a) for a in page.items], has_more=page.has_more, next_cursor=page.next_cursor

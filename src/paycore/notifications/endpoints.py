@@ -42,6 +42,8 @@ def email_out(message: OutboxMessage) -> EmailOut:
 async def add_test_recipient(
     body: RecipientIn, context: WriteKeyDep, session: WriteSessionDep
 ) -> RecipientOut:
+    """Test-mode emails to customers go only to addresses listed here, so testing never mails a
+    stranger. Needs a secret key with the `write` scope."""
     return recipient_out(await service.add_recipient(session, context, email=body.email))
 
 
@@ -52,6 +54,7 @@ async def list_test_recipients(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> ListOut[RecipientOut]:
+    """The addresses test-mode customer emails may reach. Needs a secret key with the `read` scope."""
     page = await service.list_recipients(session, context, limit=limit, cursor=cursor)
     return ListOut(
         data=[recipient_out(r) for r in page.items], has_more=page.has_more, next_cursor=page.next_cursor
@@ -62,6 +65,7 @@ async def list_test_recipients(
 async def remove_test_recipient(
     recipient_id: str, context: WriteKeyDep, session: WriteSessionDep
 ) -> RecipientOut:
+    """Test-mode emails stop reaching this address. Needs a secret key with the `write` scope."""
     return recipient_out(await service.remove_recipient(session, context, recipient_id))
 
 
@@ -73,6 +77,8 @@ async def list_emails(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> ListOut[EmailOut]:
+    """Emails to customers (receipts, refunds) and whether each was sent, is retrying or is dead;
+    newest first. Needs a secret key with the `read` scope."""
     page = await service.list_emails(session, context, status=status, limit=limit, cursor=cursor)
     return ListOut(
         data=[email_out(m) for m in page.items], has_more=page.has_more, next_cursor=page.next_cursor

@@ -15,6 +15,7 @@ from paycore.clock import utcnow
 from paycore.db import Database
 from paycore.fulfillment.models import Fulfillment, FulfillmentStatus
 from paycore.migrations import migration_status
+from paycore.ops.schemas import OpsSummaryOut
 from paycore.orders.models import Order
 from paycore.orders.states import AttemptStatus
 from paycore.outbox.models import OutboxMessage, OutboxStatus
@@ -30,7 +31,7 @@ async def _counts(session: AsyncSession, column: Any, *conditions: Any) -> dict[
 
 async def tenant_summary(
     session: AsyncSession, context: TenantContext, *, database: Database, breakers: Breakers
-) -> dict[str, Any]:
+) -> OpsSummaryOut:
     now = utcnow()
     tenant = (Order.tenant_id == context.tenant_id, Order.livemode == context.livemode)
     since = now - timedelta(hours=24)
@@ -76,22 +77,29 @@ async def tenant_summary(
         )
     )
     migrations = await migration_status(database.engine)
-    return {
-        "object": "ops_summary",
-        "livemode": context.livemode,
-        "generated_at": now.isoformat(),
-        "orders_by_status": await _counts(session, Order.status, *tenant, Order.deleted_at.is_(None)),
-        "payments_last_24h": payments_24h,
-        "webhook_events_by_result": await _counts(
-            session, func.coalesce(PaymentEvent.result, "pending"), *events
-        ),
-        "last_webhook_received": {provider: at.isoformat() for provider, at in last_events},
-        "outbox_by_status": await _counts(session, OutboxMessage.status, *outbox),
-        "outbox_dead": (
-            await _counts(session, OutboxMessage.channel, *outbox, OutboxMessage.status == OutboxStatus.DEAD)
-        ),
-        "outbox_oldest_due_seconds": round((now - oldest_due).total_seconds(), 1) if oldest_due else 0.0,
-        "fulfillments_needing_attention": attention,
-        "circuit_breakers": breakers.states_for(context.tenant_id, livemode=context.livemode),
-        "migrations": {"current": migrations.current, "head": migrations.head, "pending": migrations.pending},
-    }
+    return OpsSummaryOut.model_validate(
+        {
+            "livemode": context.livemode,
+            "generated_at": now.isoformat(),
+            "orders_by_status": await _counts(session, Order.status, *tenant, Order.deleted_at.is_(None)),
+            "payments_last_24h": payments_24h,
+            "webhook_events_by_result": await _counts(
+                session, func.coalesce(PaymentEvent.result, "pending"), *events
+            ),
+            "last_webhook_received": {provider: at.isoformat() for provider, at in last_events},
+            "outbox_by_status": await _counts(session, OutboxMessage.status, *outbox),
+            "outbox_dead": (
+                await _counts(
+                    session, OutboxMessage.channel, *outbox, OutboxMessage.status == OutboxStatus.DEAD
+                )
+            ),
+            "outbox_oldest_due_seconds": round((now - oldest_due).total_seconds(), 1) if oldest_due else 0.0,
+            "fulfillments_needing_attention": attention,
+            "circuit_breakers": breakers.states_for(context.tenant_id, livemode=context.livemode),
+            "migrations": {
+                "current": migrations.current,
+                "head": migrations.head,
+                "pending": migrations.pending,
+            },
+        }
+    )

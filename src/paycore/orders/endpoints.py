@@ -69,6 +69,8 @@ async def list_orders(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> ListOut[OrderOut]:
+    """The tenant's orders in this mode, newest first; filter by status, page with `limit` and
+    `cursor`. Needs a secret key with the `read` scope."""
     page = await service.list_orders(
         session,
         context,
@@ -88,6 +90,8 @@ async def list_orders(
 
 @router.get("/{order_id}", summary="An order with its lines, payments, refunds and timeline")
 async def read_order(order_id: str, context: ReadKeyDep, session: ReadSessionDep) -> OrderDetailOut:
+    """Everything about one order: lines, payment attempts, refunds and the timeline of its changes.
+    Needs a secret key with the `read` scope."""
     detail = await service.order_detail(session, context, order_id)
     return OrderDetailOut.model_validate(
         {
@@ -121,6 +125,8 @@ async def read_order(order_id: str, context: ReadKeyDep, session: ReadSessionDep
 
 @router.post("/{order_id}/cancel", summary="Cancel an unpaid order (releases its stock)")
 async def cancel_order(order_id: str, context: WriteKeyDep, session: WriteSessionDep) -> OrderOut:
+    """Cancels an order nobody has paid yet and releases its stock and promo use. A paid order is
+    refunded instead (409 `invalid_transition`). Needs a secret key with the `write` scope."""
     order = await service.cancel_order(session, context, order_id)
     return OrderOut.model_validate(order_fields(order))
 
@@ -142,6 +148,9 @@ async def pay_order_again(
     settings: SettingsDep,
     body: PaymentAttemptIn | None = None,
 ) -> PaymentAttemptOpenedOut:
+    """A new payment attempt for an order still awaiting payment (after a decline, or a provider
+    that did not answer), with the same provider or `provider`; answers where to send the customer.
+    Refused while another attempt is open. Needs a secret key with the `write` scope."""
     return await payment_attempt_opened(database, registry, settings, context, order_id, body)
 
 
@@ -157,6 +166,10 @@ async def refund_order(
     database: DatabaseDep,
     registry: RegistryDep,
 ) -> RefundOut:
+    """Asks the order's provider to send money back: the whole amount paid, or `amount` of it. The
+    refund is recorded when the provider confirms it (`refund.succeeded` event); more than what is
+    left to refund is refused. Works while the tenant is suspended: money already taken can always
+    go back. Needs a secret key with the `refunds` scope."""
     refund = await request_refund(
         database, registry, context, order_id=order_id, amount=body.amount, reason=body.reason
     )

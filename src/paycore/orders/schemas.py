@@ -35,7 +35,7 @@ class TimelineEntry(BaseModel):
     at: datetime
     action: str
     actor: str
-    details: dict[str, Any] | None
+    details: dict[str, Any] | None = Field(description="What changed, as the audit log recorded it.")
     request_id: str | None
 
 

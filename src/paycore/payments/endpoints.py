@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
 from paycore.dependencies import DatabaseDep, RegistryDep, SettingsDep
 from paycore.errors import InvalidRequest
+from paycore.payments.schemas import WebhookReceivedOut
 from paycore.payments.webhooks import receive_webhook
 
 webhook_router = APIRouter(tags=["webhooks"])
@@ -17,6 +16,7 @@ MAX_WEBHOOK_BODY = 1_000_000
 @webhook_router.post(
     "/webhooks/{provider}/{tenant_slug}",
     summary="Inbound provider webhook (signature verified, stored, applied once)",
+    response_model_exclude_none=True,
     responses={
         400: {"description": "Signature or body refused"},
         404: {"description": "Unknown provider or tenant"},
@@ -29,11 +29,15 @@ async def provider_webhook(
     database: DatabaseDep,
     registry: RegistryDep,
     settings: SettingsDep,
-) -> dict[str, Any]:
+) -> WebhookReceivedOut:
+    """Where a payment provider sends its events for one tenant (give the provider this URL). The
+    signature is checked with the tenant's webhook secret (fail closed: a missing secret or bad
+    signature is a 400 and nothing is stored); the event is stored once and applied once. Any 2xx
+    tells the provider to stop retrying; a 503 asks it to send the event again."""
     body = await request.body()
     if len(body) > MAX_WEBHOOK_BODY:
         raise InvalidRequest("The body is too large.", code="body_too_large")
-    receipt = await receive_webhook(
+    return await receive_webhook(
         database,
         registry,
         settings,
@@ -42,4 +46,3 @@ async def provider_webhook(
         headers=request.headers,
         body=body,
     )
-    return receipt.body

@@ -9,8 +9,6 @@ the provider sends it again). A failure to apply it still answers 200: the inbox
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,14 +30,10 @@ from paycore.payments.providers.base import (
     WebhookRejected,
 )
 from paycore.payments.providers.registry import ProviderRegistry
+from paycore.payments.schemas import WebhookReceivedOut
 from paycore.tenancy.models import Tenant
 
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookReceipt:
-    body: dict[str, Any]
 
 
 async def receive_webhook(
@@ -51,7 +45,7 @@ async def receive_webhook(
     tenant_slug: str,
     headers: Mapping[str, str],
     body: bytes,
-) -> WebhookReceipt:
+) -> WebhookReceivedOut:
     try:
         provider = registry.for_webhook(provider_name)
     except NotFound:
@@ -104,7 +98,7 @@ async def receive_webhook(
         ) from None
     if event_id is None:
         WEBHOOK_EVENTS.labels(provider=provider.name, outcome="duplicate").inc()
-        return WebhookReceipt({"received": True, "duplicate": True})
+        return WebhookReceivedOut(duplicate=True)
     result = await apply_stored_event(database, registry, settings, event_id)
     if event.kind is NeutralKind.PAYMENT_AUTHORIZED:
         verified_account = ProviderAccount(
@@ -113,11 +107,4 @@ async def receive_webhook(
         await capture_authorized(
             database, registry, settings, account=verified_account, provider_name=provider.name, event=event
         )
-    return WebhookReceipt(
-        {
-            "received": True,
-            "duplicate": False,
-            "event": event_id,
-            "result": result.value if result else "queued",
-        }
-    )
+    return WebhookReceivedOut(duplicate=False, event=event_id, result=result.value if result else "queued")

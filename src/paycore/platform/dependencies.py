@@ -9,12 +9,17 @@ from fastapi import Depends, Request
 from paycore.audit.service import Actor
 from paycore.auth.dependencies import bearer_token
 from paycore.auth.keys import parse_api_key
+from paycore.auth.schemes import PlatformKeyScheme
 from paycore.dependencies import DatabaseDep, client_ip
 from paycore.errors import PermissionDenied
 from paycore.platform.service import authenticate_platform_key
 
 
-async def platform_actor(request: Request, database: DatabaseDep) -> Actor:
+async def platform_actor(
+    request: Request,
+    database: DatabaseDep,
+    _platform_bearer: PlatformKeyScheme,  # declares the security scheme; the header is read below
+) -> Actor:
     presented = bearer_token(request.headers.get("authorization"))
     if parse_api_key(presented) is not None:
         # A tenant's key: known, but not for this (it may be valid; its scope is wrong).

@@ -67,6 +67,8 @@ def _invalidations(request: Request) -> InvalidationChannel:
 async def create_tenant(
     body: PlatformTenantIn, actor: PlatformDep, session: WriteSessionDep
 ) -> PlatformTenantOut:
+    """A new merchant, on a plan. Its API keys are made with the `paycore keys create` command. Needs
+    the platform operator's key (`plat_…`)."""
     view = await service.create_tenant_on_plan(
         session, slug=body.slug, name=body.name, plan_code=body.plan, actor=actor
     )
@@ -80,6 +82,8 @@ async def list_tenants(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> ListOut[PlatformTenantOut]:
+    """Every tenant with its subscription, newest first; page with `limit` and `cursor`. Needs the
+    platform operator's key (`plat_…`)."""
     views, page = await service.list_tenants(session, limit=limit, cursor=cursor)
     return ListOut(
         data=[tenant_out(view) for view in views], has_more=page.has_more, next_cursor=page.next_cursor
@@ -88,6 +92,7 @@ async def list_tenants(
 
 @router.get("/tenants/{tenant_id}", summary="One tenant with its subscription")
 async def read_tenant(tenant_id: str, _actor: PlatformDep, session: ReadSessionDep) -> PlatformTenantOut:
+    """One tenant with its plan and subscription. Needs the platform operator's key (`plat_…`)."""
     return tenant_out(await service.tenant_view(session, tenant_id))
 
 
@@ -109,6 +114,8 @@ async def _change_standing(
 async def suspend_tenant(
     tenant_id: str, request: Request, actor: PlatformDep, database: DatabaseDep
 ) -> PlatformTenantOut:
+    """The tenant can no longer sell (its API answers 403 `tenant_suspended`); payments already under
+    way still settle and refunds still work. Needs the platform operator's key (`plat_…`)."""
     return await _change_standing(
         request,
         database,
@@ -123,6 +130,8 @@ async def suspend_tenant(
 async def reactivate_tenant(
     tenant_id: str, request: Request, actor: PlatformDep, database: DatabaseDep
 ) -> PlatformTenantOut:
+    """Lets a suspended tenant sell again, at once in every process. Needs the platform operator's key
+    (`plat_…`)."""
     return await _change_standing(
         request,
         database,
@@ -137,6 +146,8 @@ async def reactivate_tenant(
 async def put_subscription(
     tenant_id: str, body: SubscriptionIn, request: Request, actor: PlatformDep, database: DatabaseDep
 ) -> PlatformTenantOut:
+    """Sets the tenant's plan and subscription status; a status other than active or trialing stops its
+    selling. Needs the platform operator's key (`plat_…`)."""
     return await _change_standing(
         request,
         database,
@@ -154,6 +165,8 @@ async def put_subscription(
 
 @router.post("/plans", status_code=status.HTTP_201_CREATED, summary="Create a plan")
 async def create_plan(body: PlanIn, actor: PlatformDep, session: WriteSessionDep) -> PlanOut:
+    """A plan: product and monthly order limits and features, which tenants are put on. Needs the
+    platform operator's key (`plat_…`)."""
     # A new plan has no subscribers yet: no cached standing can be stale.
     plan = await service.create_plan(
         session,
@@ -171,5 +184,6 @@ async def create_plan(body: PlanIn, actor: PlatformDep, session: WriteSessionDep
 
 @router.get("/plans", summary="Every plan")
 async def list_plans(_actor: PlatformDep, session: ReadSessionDep) -> ListOut[PlanOut]:
+    """Every plan. Needs the platform operator's key (`plat_…`)."""
     plans = await service.list_plans(session)
     return ListOut(data=[plan_out(plan) for plan in plans], has_more=False, next_cursor=None)

@@ -50,6 +50,9 @@ async def put_provider_credentials(
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> ProviderCredentialsOut:
+    """Stores the tenant's own keys for a payment provider in this key's mode, sealed at rest. Secrets
+    are never shown again; the answer has masked hints and the webhook URL to give the provider.
+    Needs a secret key with the `write` scope."""
     adapter = configurable(registry, provider)
     if context.livemode and not adapter.supports_livemode:
         raise InvalidRequest(f"The {provider} provider takes test-mode payments only.", param="provider")
@@ -77,6 +80,8 @@ async def put_provider_credentials(
 async def list_provider_credentials(
     context: ReadKeyDep, session: ReadSessionDep, settings: SettingsDep
 ) -> ListOut[ProviderCredentialsOut]:
+    """The providers this tenant has set up in this mode (secrets masked). Needs a secret key with the
+    `read` scope."""
     rows = await service.list_credentials(session, tenant_id=context.tenant_id, livemode=context.livemode)
     return ListOut(
         data=[credentials_out(row, settings, context.tenant_slug) for row in rows],
@@ -89,6 +94,8 @@ async def list_provider_credentials(
 async def read_provider_credentials(
     provider: str, context: ReadKeyDep, session: ReadSessionDep, settings: SettingsDep
 ) -> ProviderCredentialsOut:
+    """One provider's setup in this mode: masked hints, the webhook URL, whether a webhook secret is
+    set. Needs a secret key with the `read` scope."""
     row = await service.get_row(
         session, tenant_id=context.tenant_id, provider=provider, livemode=context.livemode
     )
@@ -99,6 +106,8 @@ async def read_provider_credentials(
     "/{provider}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove this mode's credentials"
 )
 async def delete_provider_credentials(provider: str, context: WriteKeyDep, session: WriteSessionDep) -> None:
+    """Removes this mode's credentials for the provider: its keys are no longer used. Needs a secret
+    key with the `write` scope."""
     await service.delete_credentials(
         session,
         tenant_id=context.tenant_id,

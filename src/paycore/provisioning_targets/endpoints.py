@@ -31,6 +31,9 @@ def target_out(target: ProvisioningTarget, *, secret: str | None = None) -> Targ
 async def create_target(
     body: TargetCreate, context: WriteKeyDep, session: WriteSessionDep, settings: SettingsDep
 ) -> TargetOut:
+    """An HTTP endpoint of the merchant's that paycore calls to provision what a paid order bought.
+    The answer carries the target's signing secret, shown this once. Needs a secret key with the
+    `write` scope."""
     issued = await service.create_target(
         session, context, settings, url=body.url, description=body.description
     )
@@ -44,6 +47,8 @@ async def list_targets(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> ListOut[TargetOut]:
+    """The tenant's provisioning targets in this mode (secrets never shown). Needs a secret key with
+    the `read` scope."""
     page = await service.list_targets(session, context, limit=limit, cursor=cursor)
     return ListOut(
         data=[target_out(t) for t in page.items], has_more=page.has_more, next_cursor=page.next_cursor
@@ -52,22 +57,26 @@ async def list_targets(
 
 @router.get("/{target_id}", summary="Retrieve a provisioning target")
 async def read_target(target_id: str, context: ReadKeyDep, session: ReadSessionDep) -> TargetOut:
+    """One provisioning target (its secret never shown). Needs a secret key with the `read` scope."""
     return target_out(await service.get_target(session, context, target_id))
 
 
 @router.delete("/{target_id}", summary="Delete a provisioning target (no more calls to it)")
 async def delete_target(target_id: str, context: WriteKeyDep, session: WriteSessionDep) -> TargetOut:
+    """Deletes the target: no more calls go to it. Needs a secret key with the `write` scope."""
     return target_out(await service.delete_target(session, context, target_id))
 
 
 @router.post("/{target_id}/rotate_secret", summary="New secret; the old one keeps signing for a while")
-async def rotate_secret(
+async def rotate_target_secret(
     target_id: str,
     body: RotateSecretIn,
     context: WriteKeyDep,
     session: WriteSessionDep,
     settings: SettingsDep,
 ) -> TargetOut:
+    """A new signing secret, shown this once; the old one keeps signing beside it for a while. Needs a
+    secret key with the `write` scope."""
     issued = await service.rotate_secret(
         session,
         context,

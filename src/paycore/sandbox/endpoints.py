@@ -16,7 +16,7 @@ from paycore.errors import ValidationFailed
 from paycore.money import Money
 from paycore.sandbox import service
 from paycore.sandbox.models import SandboxPayment
-from paycore.sandbox.schemas import ConfirmIn, SandboxPaymentOut
+from paycore.sandbox.schemas import SandboxConfirmIn, SandboxPaymentOut
 
 router = APIRouter(prefix="/sandbox", tags=["sandbox"])
 
@@ -63,12 +63,14 @@ def _page(payment: SandboxPayment) -> HTMLResponse:
 
 @router.get("/pay/{attempt_id}", response_class=HTMLResponse, summary="The sandbox's payment page")
 async def pay_page(attempt_id: str, database: DatabaseDep) -> HTMLResponse:
+    """The built-in test provider's payment page, where a test customer pays or declines. No key: the
+    attempt id in the URL is the capability, as with a real provider's link."""
     async with database.session(write=False) as session:
         payment = await service.find_payment(session, merchant_reference=attempt_id)
     return _page(payment)
 
 
-async def _decide(database: Database, attempt_id: str, body: ConfirmIn) -> SandboxPayment:
+async def _decide(database: Database, attempt_id: str, body: SandboxConfirmIn) -> SandboxPayment:
     async with database.session(write=True) as session:
         return await service.confirm_payment(
             session,
@@ -80,13 +82,18 @@ async def _decide(database: Database, attempt_id: str, body: ConfirmIn) -> Sandb
 
 @router.post("/pay/{attempt_id}", response_class=HTMLResponse, summary="The payment page's Pay/Decline form")
 async def pay_page_form(attempt_id: str, request: Request, database: DatabaseDep) -> HTMLResponse:
+    """The payment page's form: `outcome=succeed` or `outcome=decline`; the sandbox then sends its
+    signed webhook to paycore."""
     fields = parse_qs((await request.body()).decode("utf-8", "replace"))
     outcome = (fields.get("outcome") or [""])[-1]
     if outcome not in ("succeed", "decline"):
         raise ValidationFailed("outcome must be succeed or decline.", param="outcome")
-    return _page(await _decide(database, attempt_id, ConfirmIn.model_validate({"outcome": outcome})))
+    return _page(await _decide(database, attempt_id, SandboxConfirmIn.model_validate({"outcome": outcome})))
 
 
 @router.post("/pay/{attempt_id}/confirm", summary="Pay or decline from code, optionally with chaos")
-async def confirm(attempt_id: str, body: ConfirmIn, database: DatabaseDep) -> SandboxPaymentOut:
+async def confirm(attempt_id: str, body: SandboxConfirmIn, database: DatabaseDep) -> SandboxPaymentOut:
+    """Pays (`succeed`) or declines a sandbox payment from code, as a customer on the page would; the
+    sandbox then sends its signed webhook. `chaos` makes the webhook late, repeated or out of order,
+    for testing a receiver."""
     return _out(await _decide(database, attempt_id, body))

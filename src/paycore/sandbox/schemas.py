@@ -21,7 +21,7 @@ class ChaosIn(StrictInput):
     )
 
 
-class ConfirmIn(StrictInput):
+class SandboxConfirmIn(StrictInput):
     outcome: Literal["succeed", "decline"]
     chaos: ChaosIn = Field(default_factory=ChaosIn)
 

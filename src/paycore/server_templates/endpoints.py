@@ -30,17 +30,22 @@ def template_out(template: ServerTemplate) -> ServerTemplateOut:
 async def create_template(
     body: ServerTemplateIn, actor: PlatformDep, session: WriteSessionDep
 ) -> ServerTemplateOut:
+    """A game-server template: the spec the operator's panel receives and the variables a merchant's
+    product may set within bounds. Products provision only through the operator's templates. Needs
+    the platform operator's key (`plat_…`)."""
     return template_out(await service.create_template(session, body, actor=actor))
 
 
 @router.get("", summary="Every server template")
 async def list_templates(_actor: PlatformDep, session: ReadSessionDep) -> ListOut[ServerTemplateOut]:
+    """Every server template. Needs the platform operator's key (`plat_…`)."""
     templates = await service.list_templates(session)
     return ListOut(data=[template_out(template) for template in templates], has_more=False, next_cursor=None)
 
 
 @router.get("/{code}", summary="One server template")
 async def read_template(code: str, _actor: PlatformDep, session: ReadSessionDep) -> ServerTemplateOut:
+    """One server template by code. Needs the platform operator's key (`plat_…`)."""
     return template_out(await service.get_template(session, code))
 
 
@@ -48,4 +53,6 @@ async def read_template(code: str, _actor: PlatformDep, session: ReadSessionDep)
 async def replace_template(
     code: str, body: ServerTemplateBody, actor: PlatformDep, session: WriteSessionDep
 ) -> ServerTemplateOut:
+    """Replaces a template's name, spec and variables, for servers provisioned from now on. Needs the platform
+    operator's key (`plat_…`)."""
     return template_out(await service.replace_template(session, code, body, actor=actor))

@@ -158,7 +158,9 @@ class ServerTemplateOut(BaseModel):
     object: Literal["server_template"] = "server_template"
     code: str
     name: str
-    spec: dict[str, Any]
-    variables: dict[str, Any]
+    spec: dict[str, Any] = Field(description="The spec as created (`ServerSpec`): what the panel receives.")
+    variables: dict[str, Any] = Field(
+        description="The variables a product may set, by name, as created (`TemplateVariable`)."
+    )
     created: datetime
     updated: datetime

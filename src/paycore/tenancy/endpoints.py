@@ -11,7 +11,9 @@ router = APIRouter(prefix="/v1", tags=["tenant"])
 
 
 @router.get("/tenant", summary="The tenant the API key belongs to")
-async def read_tenant(context: ReadKeyDep, session: ReadSessionDep) -> TenantOut:
+async def read_own_tenant(context: ReadKeyDep, session: ReadSessionDep) -> TenantOut:
+    """The tenant (merchant) the API key belongs to, with the key's mode. Needs a secret key with the
+    `read` scope."""
     tenant = await get_tenant(session, context.tenant_id)
     return TenantOut(
         id=tenant.id,
