@@ -33,8 +33,8 @@ from paycore.errors import Conflict, InvalidRequest, ProviderError, ServiceUnava
 from paycore.logging import get_logger
 from paycore.money import Money, MoneyError, discount_for, sum_money
 from paycore.ops.metrics import CHECKOUTS, PROVIDER_CALL_FAILURES
-from paycore.orders.effects import order_items
 from paycore.orders.models import Order, OrderItem
+from paycore.orders.rendering import order_event_object, order_items
 from paycore.orders.service import get_order
 from paycore.orders.states import AttemptStatus
 from paycore.orders.stock import reserve_promo_use, reserve_stock
@@ -243,7 +243,7 @@ async def create_order(
         event_type="order.created",
         subject_key=order.id,
         order_id=order.id,
-        data=order_snapshot(order),
+        data=await order_event_object(session, order),
     )
     return order, items, attempt
 
