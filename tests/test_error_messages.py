@@ -74,6 +74,14 @@ class TestBodies:
         response = await client.post("/v1/products", content=b'{"name": "Caf\xe9"}', headers=headers)
         assert_actionable(response, status=400, code="invalid_characters", param="body")
 
+    async def test_no_body_at_all(self, db: Database, client: httpx.AsyncClient) -> None:
+        shop = await open_shop(db)
+        response = await client.post(
+            "/v1/products", headers={**shop.secret, "content-type": "application/json"}
+        )
+        message = assert_actionable(response, status=422, code="validation_error", param="body")
+        assert "Content-Type: application/json" in message
+
     async def test_broken_json(self, db: Database, client: httpx.AsyncClient) -> None:
         shop = await open_shop(db)
         response = await client.post(

@@ -57,6 +57,8 @@ def _reason(error: Mapping[str, Any]) -> str:
 def error_sentence(error: Mapping[str, Any]) -> str:
     param = error_param(error)
     kind = error.get("type")
+    if kind == "missing" and param == "body":
+        return "The request body is missing; send a JSON object with Content-Type: application/json."
     if kind == "missing":
         return f"Missing required param: {param}."
     if kind == "extra_forbidden":
