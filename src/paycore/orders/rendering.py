@@ -140,10 +140,13 @@ def order_object_fields(view: OrderView) -> dict[str, object]:
     }
 
 
+def order_object_json(view: OrderView) -> dict[str, Any]:
+    return OrderObjectOut.model_validate(order_object_fields(view)).model_dump(mode="json")
+
+
 async def order_event_object(session: AsyncSession, order: Order) -> dict[str, Any]:
     """`data.object` of an `order.*` event: the order as `GET /v1/orders/{id}` shows it now."""
-    view = await load_order_view(session, order)
-    return OrderObjectOut.model_validate(order_object_fields(view)).model_dump(mode="json")
+    return order_object_json(await load_order_view(session, order))
 
 
 async def refund_event_object(session: AsyncSession, order: Order, refund: Refund) -> dict[str, Any]:
