@@ -206,6 +206,6 @@ class TestTheEdge:
         app = limited_app(db, rate_limit_merchant_api="1/minute")
         async with client_for(app) as http:
             assert (await http.get("/v1/tenant", headers=shop.secret)).status_code == 200
-            assert_actionable(
-                await http.get("/v1/tenant", headers=shop.secret), status=429, code="rate_limited"
-            )
+            refused = await http.get("/v1/tenant", headers=shop.secret)
+        message = assert_actionable(refused, status=429, code="rate_limited")
+        assert message == f"Too many requests; try again in {refused.headers['retry-after']} seconds."
