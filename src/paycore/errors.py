@@ -21,7 +21,7 @@ turned into a 500 by `paycore.middleware.RequestContextMiddleware`, which also l
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -32,6 +32,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paycore.logging import current_request_id, get_logger
+from paycore.validation_messages import NOT_AN_OBJECT, error_param, validation_message
 
 log = get_logger(__name__)
 
@@ -174,6 +175,12 @@ def error_response(
 
 
 _HTTP_STATUS_ERRORS: dict[int, tuple[ErrorType, str, str]] = {
+    # FastAPI's own 400: a body it could not parse (the edge refuses bytes that are not UTF-8).
+    400: (
+        ErrorType.INVALID_REQUEST,
+        "invalid_body",
+        "The request body could not be read; send JSON with Content-Type: application/json.",
+    ),
     404: (ErrorType.NOT_FOUND, "route_not_found", "Unrecognized request URL."),
     405: (
         ErrorType.INVALID_REQUEST,
@@ -181,12 +188,6 @@ _HTTP_STATUS_ERRORS: dict[int, tuple[ErrorType, str, str]] = {
         "This method is not allowed on this URL.",
     ),
 }
-
-
-def _param_from_location(location: Sequence[int | str]) -> str | None:
-    # ("body", "customer", "email") -> "customer.email"; the first element names the source.
-    parts = [str(part) for part in location[1:]] if len(location) > 1 else [str(p) for p in location]
-    return ".".join(parts) or None
 
 
 async def _paycore_error(_: Request, exc: Exception) -> JSONResponse:
@@ -222,7 +223,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     error_type, code, message = _HTTP_STATUS_ERRORS.get(
         exc.status_code,
-        (ErrorType.INVALID_REQUEST, "http_error", str(exc.detail)),
+        (ErrorType.INVALID_REQUEST, "http_error", f"{str(exc.detail).rstrip('.')}."),
     )
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
@@ -236,7 +237,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     # Where and why, never the input: a refused value may be a secret (a webhook secret one
@@ -252,18 +253,29 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
             code="invalid_json",
             message="The request body is not valid JSON.",
         )
-    first = errors[0] if errors else {"loc": (), "msg": "Invalid request."}
-    param = _param_from_location(first.get("loc", ()))
-    message = "; ".join(
-        f"{_param_from_location(error.get('loc', ())) or 'request'}: {error.get('msg', 'invalid')}"
-        for error in errors
-    )
+    first = errors[0] if errors else {"loc": ()}
+    if tuple(first.get("loc", ())) == ("body",) and first.get("type") in NOT_AN_OBJECT:
+        if "json" not in request.headers.get("content-type", ""):
+            # FastAPI reads a body of any other type (or of none) as bytes, never as JSON.
+            return error_response(
+                415,
+                error_type=ErrorType.INVALID_REQUEST,
+                code="unsupported_content_type",
+                message="The request body must be JSON, sent with Content-Type: application/json.",
+            )
+        return error_response(
+            422,
+            error_type=ErrorType.INVALID_REQUEST,
+            code="validation_error",
+            message="The request body must be a JSON object.",
+            param="body",
+        )
     return error_response(
         422,
         error_type=ErrorType.INVALID_REQUEST,
         code="validation_error",
-        message=message,
-        param=param,
+        message=validation_message(errors),
+        param=error_param(first),
     )
 
 

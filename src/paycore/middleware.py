@@ -6,14 +6,13 @@ status even of streamed responses.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paycore.errors import (
@@ -131,9 +130,11 @@ async def send_json(send: Send, status: int, body: bytes, extra_headers: list[tu
 
 async def send_error(send: Send, error: PaycoreError) -> None:
     """`error` in the one envelope, with its status and headers, from a middleware."""
-    body = json.dumps(
+    # Rendered as the route handlers render it (JSONResponse: compact, UTF-8), so a refusal from
+    # the edge reads byte for byte like one from a route.
+    body = JSONResponse(None).render(
         error_body(error_type=error.error_type, code=error.code, message=error.message, param=error.param)
-    ).encode()
+    )
     headers = [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
     await send_json(send, error.status_code, body, headers)
 

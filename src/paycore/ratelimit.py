@@ -247,5 +247,8 @@ async def _refuse(send: Send, bucket: Bucket, wait: int) -> None:
     RATE_LIMITED.labels(limit_class=bucket.limit_class.value).inc()
     await send_error(
         send,
-        RateLimited(f"Too many requests; try again in {wait} seconds.", headers={"Retry-After": str(wait)}),
+        RateLimited(
+            f"Too many requests; try again in {wait} second{'' if wait == 1 else 's'}.",
+            headers={"Retry-After": str(wait)},
+        ),
     )

@@ -86,8 +86,9 @@ class TestCreatePromoCode:
         [
             ({"code": "BOTH", "percent_off": 10, "amount_off": 100, "currency": "EUR"}, "body"),
             ({"code": "NONE"}, "body"),
-            ({"code": "NOCUR", "amount_off": 100}, "body"),
-            ({"code": "PCTCUR", "percent_off": 10, "currency": "EUR"}, "body"),
+            # A rule between two fields names the one to change (issue 12: it said "body").
+            ({"code": "NOCUR", "amount_off": 100}, "currency"),
+            ({"code": "PCTCUR", "percent_off": 10, "currency": "EUR"}, "currency"),
             ({"code": "ZERO", "percent_off": 0}, "percent_off"),
             ({"code": "MORE", "percent_off": 101}, "percent_off"),
             ({"code": "FLOAT", "amount_off": 5.5, "currency": "EUR"}, "amount_off"),
@@ -104,7 +105,7 @@ class TestCreatePromoCode:
                     "starts_at": "2026-02-01T00:00:00Z",
                     "ends_at": "2026-01-01T00:00:00Z",
                 },
-                "body",
+                "ends_at",
             ),
             (
                 {
@@ -113,7 +114,7 @@ class TestCreatePromoCode:
                     "starts_at": "2026-02-01T00:00:00Z",
                     "ends_at": "2026-02-01T00:00:00Z",
                 },
-                "body",
+                "ends_at",
             ),
             ({"code": "NAIVE", "percent_off": 10, "starts_at": "2026-02-01T00:00:00"}, "starts_at"),
             # Exists at -05:00 but is past year 9999 in UTC: once an OverflowError and a 500.

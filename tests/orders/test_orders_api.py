@@ -284,9 +284,12 @@ class TestOrderDetail:
             "fulfilled_at",
             "canceled_at",
             "created",
+            "customer",
+            "promo",
             "items",
             "payments",
             "refunds",
+            "entitlements",
             "timeline",
         }
         assert (detail["id"], detail["number"], detail["object"]) == (
@@ -304,6 +307,8 @@ class TestOrderDetail:
         ]
         assert detail["payments"] == [placed["payment"]]
         assert detail["refunds"] == []
+        assert detail["customer"] == {"id": detail["customer_id"], "email": "ada@example.com", "name": "Ada"}
+        assert (detail["promo"], detail["entitlements"]) == (None, [])
         assert [entry["action"] for entry in detail["timeline"]] == [
             "order.created",
             "payment_attempt.created",

@@ -108,3 +108,30 @@ class TestAttemptAndRefund:
         assert can_move_refund(RefundStatus.PENDING, RefundStatus.SUCCEEDED)
         assert can_move_refund(RefundStatus.FAILED, RefundStatus.SUCCEEDED)
         assert not can_move_refund(RefundStatus.SUCCEEDED, RefundStatus.FAILED)
+
+
+class TestRefusalMessages:
+    """Issue 12: "An order that is fulfilled cannot cancel." did not read as English."""
+
+    def test_a_refusal_names_the_state_and_what_was_asked(self) -> None:
+        with pytest.raises(InvalidTransition) as refused:
+            next_order_status(S.FULFILLED, E.CANCEL)
+        assert refused.value.message == "A fulfilled order cannot be canceled. Refund it instead."
+        with pytest.raises(InvalidTransition) as refused:
+            next_order_status(S.REFUNDED, E.FULFILL)
+        assert refused.value.message == "A refunded order cannot be fulfilled."
+
+    @pytest.mark.parametrize(
+        ("current", "event"),
+        [
+            pair
+            for pair in sorted(itertools.product(OrderStatus, OrderEvent))
+            if pair not in EXPECTED_MOVES and pair not in EXPECTED_NO_OPS
+        ],
+    )
+    def test_every_refusal_is_a_sentence(self, current: OrderStatus, event: OrderEvent) -> None:
+        with pytest.raises(InvalidTransition) as refused:
+            next_order_status(current, event)
+        message = refused.value.message
+        assert message[0].isupper() and message.endswith(".")
+        assert " cannot be " in message and "_" not in message

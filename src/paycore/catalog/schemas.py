@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from paycore.catalog.models import ProductKind
 from paycore.money import MAX_AMOUNT, MoneyError, normalize_currency
 from paycore.schemas import DisplayText, StrictInput, UtcDatetime
+from paycore.validation_messages import FieldValueError
 
 AMOUNT_DESCRIPTION = "Integer amount in the currency's minor units."
 # strict: an amount must be a JSON integer; 25.0, "25" and true are refused, never coerced into money.
@@ -130,14 +131,14 @@ class PromoCodeCreate(StrictInput):
         if (self.percent_off is None) == (self.amount_off is None):
             raise ValueError("give exactly one of percent_off or amount_off")
         if self.amount_off is not None and self.currency is None:
-            raise ValueError("amount_off needs a currency")
+            raise FieldValueError("currency", "amount_off needs a currency")
         if self.percent_off is not None and self.currency is not None:
-            raise ValueError("currency goes with amount_off, not percent_off")
+            raise FieldValueError("currency", "currency goes with amount_off, not percent_off")
         for moment in (self.starts_at, self.ends_at):
             if moment is not None and moment.tzinfo is None:
                 raise ValueError("times need a UTC offset, like 2026-01-01T00:00:00Z")
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
+            raise FieldValueError("ends_at", "ends_at must be after starts_at")
         return self
 
 

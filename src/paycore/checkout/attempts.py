@@ -34,8 +34,8 @@ from paycore.errors import Conflict, InvalidRequest, ProviderError, ServiceUnava
 from paycore.logging import get_logger
 from paycore.money import Money
 from paycore.ops.metrics import CHECKOUTS, PROVIDER_CALL_FAILURES
-from paycore.orders.effects import order_items
 from paycore.orders.models import Order, OrderItem
+from paycore.orders.rendering import order_items
 from paycore.orders.service import get_order
 from paycore.orders.states import AttemptStatus, InvalidTransition, OrderStatus
 from paycore.orders.transitions import lock_order

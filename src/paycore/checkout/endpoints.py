@@ -14,18 +14,17 @@ from paycore.checkout.schemas import (
     CheckoutIn,
     CheckoutOut,
     ConfirmIn,
-    OrderLineOut,
     PaymentAttemptIn,
     PaymentAttemptOpenedOut,
-    PaymentOut,
     StorefrontOrderOut,
+    order_line_out,
+    payment_out,
 )
 from paycore.config import Settings
 from paycore.db import Database
 from paycore.dependencies import DatabaseDep, ReadSessionDep, RegistryDep, SettingsDep
 from paycore.errors import NotFound
 from paycore.orders.models import Order, OrderItem
-from paycore.payments.models import PaymentAttempt
 from paycore.payments.providers.registry import ProviderRegistry
 
 router = APIRouter(prefix="/v1", tags=["storefront"])
@@ -41,32 +40,10 @@ def storefront_order_out(order: Order, items: list[OrderItem]) -> StorefrontOrde
         subtotal=order.subtotal,
         discount=order.discount,
         total=order.total,
-        items=[
-            OrderLineOut(
-                id=item.id,
-                product_id=item.product_id,
-                name=item.name,
-                unit_amount=item.unit_amount,
-                quantity=item.quantity,
-                amount=item.amount,
-            )
-            for item in items
-        ],
+        items=[order_line_out(item) for item in items],
         expires_at=order.expires_at,
         paid_at=order.paid_at,
         created=order.created_at,
-    )
-
-
-def payment_out(attempt: PaymentAttempt) -> PaymentOut:
-    return PaymentOut(
-        id=attempt.id,
-        provider=attempt.provider,
-        status=attempt.status,
-        amount=attempt.amount,
-        currency=attempt.currency,
-        redirect_url=attempt.redirect_url,
-        client_data=attempt.client_data,
     )
 
 

@@ -5,7 +5,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, EmailStr, Field
 
+from paycore.orders.models import OrderItem
 from paycore.orders.states import AttemptStatus, OrderStatus
+from paycore.payments.models import PaymentAttempt
 from paycore.schemas import DisplayText, StrictInput
 
 # The customer's name opens every email sent to them: long enough for any real name, too short
@@ -48,6 +50,17 @@ class OrderLineOut(BaseModel):
     amount: int
 
 
+def order_line_out(item: OrderItem) -> OrderLineOut:
+    return OrderLineOut(
+        id=item.id,
+        product_id=item.product_id,
+        name=item.name,
+        unit_amount=item.unit_amount,
+        quantity=item.quantity,
+        amount=item.amount,
+    )
+
+
 class PaymentOut(BaseModel):
     id: str
     object: Literal["payment_attempt"] = "payment_attempt"
@@ -58,6 +71,18 @@ class PaymentOut(BaseModel):
     redirect_url: str | None
     client_data: dict[str, Any] = Field(
         description="What the provider's own page script needs (a client secret, a token); provider-specific."
+    )
+
+
+def payment_out(attempt: PaymentAttempt) -> PaymentOut:
+    return PaymentOut(
+        id=attempt.id,
+        provider=attempt.provider,
+        status=attempt.status,
+        amount=attempt.amount,
+        currency=attempt.currency,
+        redirect_url=attempt.redirect_url,
+        client_data=attempt.client_data,
     )
 
 

@@ -35,8 +35,8 @@ from paycore.errors import Conflict, InvalidRequest
 from paycore.logging import get_logger
 from paycore.money import Money, MoneyError, discount_for, sum_money
 from paycore.ops.metrics import CHECKOUTS
-from paycore.orders.effects import order_items
 from paycore.orders.models import Order, OrderItem
+from paycore.orders.rendering import OrderView, order_items, order_object_json
 from paycore.orders.service import get_order
 from paycore.orders.stock import reserve_promo_use, reserve_stock
 from paycore.orders.transitions import order_snapshot
@@ -239,7 +239,19 @@ async def create_order(
         event_type="order.created",
         subject_key=order.id,
         order_id=order.id,
-        data=order_snapshot(order),
+        # Everything a new order's rendering shows is in hand (no refunds or entitlements yet):
+        # the hot path reads nothing more for it.
+        data=order_object_json(
+            OrderView(
+                order=order,
+                customer=customer,
+                promo=promo,
+                items=items,
+                attempts=[attempt],
+                refunds=[],
+                entitlements=[],
+            )
+        ),
     )
     return order, items, attempt
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from paycore.auth.dependencies import ReadKeyDep
 from paycore.customers import service
 from paycore.customers.models import Customer
-from paycore.customers.schemas import CustomerOut, EntitlementOut
+from paycore.customers.schemas import CustomerOut, EntitlementOut, entitlement_out
 from paycore.dependencies import ReadSessionDep
 from paycore.fulfillment.service import list_entitlements
 from paycore.schemas import DEFAULT_LIMIT, CursorQuery, LimitQuery, ListOut
@@ -68,17 +68,5 @@ async def read_entitlements(
     rows = await list_entitlements(
         session, context, customer_email=customer_email, include_revoked=include_revoked
     )
-    data = [
-        EntitlementOut(
-            id=entitlement.id,
-            customer_id=customer.id,
-            customer_email=customer.email,
-            product_id=entitlement.product_id,
-            order_id=entitlement.order_id,
-            granted_at=entitlement.granted_at,
-            revoked_at=entitlement.revoked_at,
-            active=entitlement.revoked_at is None,
-        )
-        for entitlement, customer in rows
-    ]
+    data = [entitlement_out(entitlement, customer) for entitlement, customer in rows]
     return ListOut(data=data, has_more=False, next_cursor=None)

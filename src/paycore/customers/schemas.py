@@ -5,6 +5,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from paycore.customers.models import Customer
+from paycore.fulfillment.models import Entitlement
+
 
 class CustomerOut(BaseModel):
     id: str
@@ -28,3 +31,16 @@ class EntitlementOut(BaseModel):
     granted_at: datetime
     revoked_at: datetime | None
     active: bool
+
+
+def entitlement_out(entitlement: Entitlement, customer: Customer) -> EntitlementOut:
+    return EntitlementOut(
+        id=entitlement.id,
+        customer_id=customer.id,
+        customer_email=customer.email,
+        product_id=entitlement.product_id,
+        order_id=entitlement.order_id,
+        granted_at=entitlement.granted_at,
+        revoked_at=entitlement.revoked_at,
+        active=entitlement.revoked_at is None,
+    )

@@ -44,8 +44,9 @@ from paycore.logging import get_logger
 from paycore.ops.metrics import FULFILLMENT_ATTEMPTS
 from paycore.orders.effects import mark_fulfilled
 from paycore.orders.models import Order, OrderItem
+from paycore.orders.rendering import order_event_object
 from paycore.orders.states import OrderStatus
-from paycore.orders.transitions import lock_order, order_snapshot
+from paycore.orders.transitions import lock_order
 from paycore.outbox.service import alert_ops, emit_merchant_event
 
 if TYPE_CHECKING:
@@ -212,7 +213,7 @@ class FulfillmentDispatcher:
                         "object": "fulfillment",
                         "status": FulfillmentStatus.NEEDS_ATTENTION.value,
                         "error": error[:500],
-                        "order": order_snapshot(order),
+                        "order": await order_event_object(session, order),
                     },
                 )
         FULFILLMENT_ATTEMPTS.labels(result="needs_attention" if exhausted else "retry").inc()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.audit.service import Actor
@@ -19,7 +19,8 @@ from paycore.db import upsert_insert
 from paycore.fulfillment.models import Fulfillment, FulfillmentStatus
 from paycore.fulfillment.service import fulfill_paid_order, revoke_entitlements
 from paycore.ids import new_id
-from paycore.orders.models import Order, OrderItem
+from paycore.orders.models import Order
+from paycore.orders.rendering import order_event_object, order_items, refund_event_object
 from paycore.orders.states import OrderEvent, OrderStatus
 from paycore.orders.stock import (
     release_promo_use,
@@ -31,11 +32,7 @@ from paycore.orders.stock import (
 from paycore.orders.transitions import order_snapshot, transition
 from paycore.outbox.models import OutboxChannel
 from paycore.outbox.service import alert_ops, emit_merchant_event, enqueue
-
-
-async def order_items(session: AsyncSession, order: Order) -> list[OrderItem]:
-    statement = select(OrderItem).where(OrderItem.order_id == order.id).order_by(OrderItem.id)
-    return list(await session.scalars(statement))
+from paycore.payments.models import Refund
 
 
 async def _emit_order_event(session: AsyncSession, order: Order, event_type: str) -> None:
@@ -45,7 +42,7 @@ async def _emit_order_event(session: AsyncSession, order: Order, event_type: str
         livemode=order.livemode,
         event_type=event_type,
         subject_key=order.id,
-        data=order_snapshot(order),
+        data=await order_event_object(session, order),
         order_id=order.id,
     )
 
@@ -221,9 +218,10 @@ async def send_to_review(
 
 
 async def record_refund(
-    session: AsyncSession, order: Order, *, amount: int, refund_id: str, actor: Actor, now: datetime
+    session: AsyncSession, order: Order, refund: Refund, *, actor: Actor, now: datetime
 ) -> None:
     """A refund of the order's payment succeeded: count it, move the order, tell customer and merchant."""
+    amount, refund_id = refund.amount, refund.id
     refunded = order.amount_refunded + amount
     full = refunded >= order.amount_paid
     if order.status is OrderStatus.NEEDS_REVIEW and not full:
@@ -267,13 +265,7 @@ async def record_refund(
         event_type="refund.succeeded",
         subject_key=refund_id,
         order_id=order.id,
-        data={
-            "id": refund_id,
-            "object": "refund",
-            "order": order.id,
-            "amount": amount,
-            "currency": order.currency,
-        },
+        data=await refund_event_object(session, order, refund),
     )
     if order.status is OrderStatus.REFUNDED:
         await _emit_order_event(session, order, "order.refunded")

@@ -5,56 +5,17 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from paycore.auth.dependencies import ReadKeyDep, RefundsKeyDep, WriteKeyDep
-from paycore.checkout.endpoints import payment_attempt_opened, payment_out
-from paycore.checkout.schemas import OrderLineOut, PaymentAttemptIn, PaymentAttemptOpenedOut
+from paycore.checkout.endpoints import payment_attempt_opened
+from paycore.checkout.schemas import PaymentAttemptIn, PaymentAttemptOpenedOut
 from paycore.dependencies import DatabaseDep, ReadSessionDep, RegistryDep, SettingsDep, WriteSessionDep
 from paycore.orders import service
-from paycore.orders.models import Order
+from paycore.orders.rendering import order_fields, order_object_fields, refund_out
 from paycore.orders.schemas import OrderDetailOut, OrderOut, RefundIn, RefundOut, TimelineEntry
 from paycore.orders.states import OrderStatus
-from paycore.payments.models import Refund
 from paycore.payments.refunds import request_refund
 from paycore.schemas import DEFAULT_LIMIT, CursorQuery, LimitQuery, ListOut, UtcDatetime
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
-
-
-def order_fields(order: Order) -> dict[str, object]:
-    return {
-        "id": order.id,
-        "number": order.number,
-        "livemode": order.livemode,
-        "status": order.status,
-        "version": order.version,
-        "customer_id": order.customer_id,
-        "currency": order.currency,
-        "subtotal": order.subtotal,
-        "discount": order.discount,
-        "total": order.total,
-        "amount_paid": order.amount_paid,
-        "amount_refunded": order.amount_refunded,
-        "provider": order.provider,
-        "review_reason": order.review_reason,
-        "expires_at": order.expires_at,
-        "paid_at": order.paid_at,
-        "fulfilled_at": order.fulfilled_at,
-        "canceled_at": order.canceled_at,
-        "created": order.created_at,
-    }
-
-
-def refund_out(refund: Refund) -> RefundOut:
-    return RefundOut(
-        id=refund.id,
-        order_id=refund.order_id,
-        amount=refund.amount,
-        currency=refund.currency,
-        status=refund.status,
-        kind=refund.kind,
-        reason=refund.reason,
-        failure_reason=refund.failure_reason,
-        created=refund.created_at,
-    )
 
 
 @router.get("", summary="List orders, newest first")
@@ -95,20 +56,7 @@ async def read_order(order_id: str, context: ReadKeyDep, session: ReadSessionDep
     detail = await service.order_detail(session, context, order_id)
     return OrderDetailOut.model_validate(
         {
-            **order_fields(detail.order),
-            "items": [
-                OrderLineOut(
-                    id=item.id,
-                    product_id=item.product_id,
-                    name=item.name,
-                    unit_amount=item.unit_amount,
-                    quantity=item.quantity,
-                    amount=item.amount,
-                )
-                for item in detail.items
-            ],
-            "payments": [payment_out(attempt) for attempt in detail.attempts],
-            "refunds": [refund_out(refund) for refund in detail.refunds],
+            **order_object_fields(detail.view),
             "timeline": [
                 TimelineEntry(
                     at=entry.at,

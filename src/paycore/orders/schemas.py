@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from paycore.checkout.schemas import OrderLineOut, PaymentOut
+from paycore.customers.schemas import EntitlementOut
 from paycore.orders.states import OrderStatus, RefundStatus
 from paycore.payments.models import RefundKind
 from paycore.schemas import StrictInput
@@ -62,8 +63,44 @@ class OrderOut(BaseModel):
     created: datetime
 
 
-class OrderDetailOut(OrderOut):
+class OrderCustomerOut(BaseModel):
+    id: str
+    email: str
+    name: str | None
+
+
+class OrderPromoOut(BaseModel):
+    id: str
+    code: str
+    percent_off: int | None
+    amount_off: int | None
+    currency: str | None
+
+
+class OrderObjectOut(OrderOut):
+    """The order with everything a merchant needs to act on it: what `GET /v1/orders/{id}` answers
+    (without the timeline) and what every merchant event about the order carries."""
+
+    customer: OrderCustomerOut
+    promo: OrderPromoOut | None
     items: list[OrderLineOut]
     payments: list[PaymentOut]
     refunds: list[RefundOut]
+    entitlements: list[EntitlementOut]
+
+
+class OrderDetailOut(OrderObjectOut):
     timeline: list[TimelineEntry]
+
+
+class RefundEventOut(RefundOut):
+    """`refund.succeeded`: the refund, and its order as the refund left it."""
+
+    order: OrderObjectOut
+
+
+class PaymentFailedEventOut(PaymentOut):
+    """`payment.failed`: the attempt that failed, and its order (still payable)."""
+
+    failure_reason: str | None
+    order: OrderObjectOut

@@ -13,20 +13,17 @@ from paycore.auth.context import TenantContext
 from paycore.clock import utcnow
 from paycore.customers.models import Customer
 from paycore.errors import NotFound
-from paycore.orders.effects import order_items, release_order
-from paycore.orders.models import Order, OrderItem
+from paycore.orders.effects import release_order
+from paycore.orders.models import Order
+from paycore.orders.rendering import OrderView, load_order_view
 from paycore.orders.states import OrderEvent, OrderStatus
 from paycore.orders.transitions import lock_order
 from paycore.pagination import Page, paginate
-from paycore.payments.models import PaymentAttempt, Refund
 
 
 @dataclass(frozen=True, slots=True)
 class OrderDetail:
-    order: Order
-    items: list[OrderItem]
-    attempts: list[PaymentAttempt]
-    refunds: list[Refund]
+    view: OrderView
     timeline: list[AuditEntry]
 
 
@@ -46,12 +43,6 @@ async def get_order(session: AsyncSession, context: TenantContext, order_id: str
 
 async def order_detail(session: AsyncSession, context: TenantContext, order_id: str) -> OrderDetail:
     order = await get_order(session, context, order_id)
-    attempts = await session.scalars(
-        select(PaymentAttempt).where(PaymentAttempt.order_id == order.id).order_by(PaymentAttempt.created_at)
-    )
-    refunds = await session.scalars(
-        select(Refund).where(Refund.order_id == order.id).order_by(Refund.created_at)
-    )
     timeline = await session.scalars(
         select(AuditEntry)
         .where(
@@ -61,13 +52,7 @@ async def order_detail(session: AsyncSession, context: TenantContext, order_id: 
         )
         .order_by(AuditEntry.at, AuditEntry.id)
     )
-    return OrderDetail(
-        order=order,
-        items=await order_items(session, order),
-        attempts=list(attempts),
-        refunds=list(refunds),
-        timeline=list(timeline),
-    )
+    return OrderDetail(view=await load_order_view(session, order), timeline=list(timeline))
 
 
 async def list_orders(

@@ -107,6 +107,29 @@ REFUND_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
 }
 
 
+# For refusals that read as sentences: "A fulfilled order cannot be canceled."
+_AN_ORDER_THAT_IS: dict[OrderStatus, str] = {
+    S.PENDING_PAYMENT: "An order awaiting payment",
+    S.PAID: "A paid order",
+    S.FULFILLED: "A fulfilled order",
+    S.CANCELED: "A canceled order",
+    S.EXPIRED: "An expired order",
+    S.NEEDS_REVIEW: "An order under review",
+    S.PARTIALLY_REFUNDED: "A partially refunded order",
+    S.REFUNDED: "A refunded order",
+}
+_DONE_BY: dict[OrderEvent, str] = {
+    E.PAY: "paid",
+    E.FULFILL: "fulfilled",
+    E.CANCEL: "canceled",
+    E.EXPIRE: "expired",
+    E.REVIEW: "sent to review",
+    E.RESOLVE: "resolved",
+    E.REFUND_PARTIAL: "partially refunded",
+    E.REFUND_FULL: "fully refunded",
+}
+
+
 class InvalidTransition(Conflict):
     code = "invalid_transition"
 
@@ -121,7 +144,8 @@ def next_order_status(current: OrderStatus, event: OrderEvent) -> OrderStatus | 
         event is known_event and target == current for (_, known_event), target in ORDER_TRANSITIONS.items()
     ):
         return None
-    raise InvalidTransition(f"An order that is {current.value} cannot {event.value.replace('_', ' ')}.")
+    hint = " Refund it instead." if event is OrderEvent.CANCEL and current in REFUNDABLE else ""
+    raise InvalidTransition(f"{_AN_ORDER_THAT_IS[current]} cannot be {_DONE_BY[event]}.{hint}")
 
 
 def can_move_attempt(current: AttemptStatus, target: AttemptStatus) -> bool:

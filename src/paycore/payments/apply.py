@@ -26,8 +26,9 @@ from paycore.audit.service import Actor, record_audit
 from paycore.config import Settings
 from paycore.orders.effects import mark_paid, send_to_review, take_stock_for_late_payment
 from paycore.orders.models import Order
+from paycore.orders.rendering import payment_failed_event_object
 from paycore.orders.states import AttemptStatus, OrderStatus, can_move_attempt
-from paycore.orders.transitions import lock_order, order_snapshot
+from paycore.orders.transitions import lock_order
 from paycore.outbox.service import alert_ops, emit_merchant_event
 from paycore.payments.models import EventResult, PaymentAttempt, Refund, RefundKind
 from paycore.payments.providers.base import NeutralEvent, NeutralKind
@@ -286,12 +287,7 @@ async def _payment_failed(
         event_type="payment.failed",
         subject_key=attempt.id,
         order_id=order.id,
-        data={
-            "id": attempt.id,
-            "object": "payment_attempt",
-            "order": order_snapshot(order),
-            "failure_reason": event.failure_reason,
-        },
+        data=await payment_failed_event_object(session, order, attempt),
     )
     return ApplyOutcome(EventResult.APPLIED, "attempt failed; order still payable")
 

@@ -17,6 +17,7 @@ from paycore.logging import get_logger
 from paycore.money import Money
 from paycore.orders.effects import record_refund
 from paycore.orders.models import Order
+from paycore.orders.rendering import refund_event_object
 from paycore.orders.states import REFUNDABLE, AttemptStatus, InvalidTransition, RefundStatus, can_move_refund
 from paycore.orders.transitions import lock_order
 from paycore.outbox.service import alert_ops, emit_merchant_event
@@ -121,10 +122,10 @@ async def settle_refund(
             event_type="refund.succeeded",
             subject_key=refund.id,
             order_id=order.id,
-            data={"id": refund.id, "object": "refund", "order": order.id, "amount": refund.amount},
+            data=await refund_event_object(session, order, refund),
         )
         return True
-    await record_refund(session, order, amount=refund.amount, refund_id=refund.id, actor=actor, now=now)
+    await record_refund(session, order, refund, actor=actor, now=now)
     return True
 
 
