@@ -13,45 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from paycore.fulfillment.models import FulfillmentStatus
-from paycore.orders.states import OrderStatus
-
-
-class OrderObject(BaseModel):
-    """The order as events show it (amounts in minor units of `currency`)."""
-
-    id: str
-    object: Literal["order"]
-    number: str
-    livemode: bool
-    status: OrderStatus
-    version: int = Field(description="Grows by one with every change: keep the highest you have seen.")
-    customer: str
-    currency: str
-    subtotal: int
-    discount: int
-    total: int
-    amount_paid: int
-    amount_refunded: int
-    review_reason: str | None
-    created: datetime
-    paid_at: datetime | None
-
-
-class RefundObject(BaseModel):
-    id: str
-    object: Literal["refund"]
-    order: str = Field(description="The refunded order's id.")
-    amount: int
-    currency: str | None = Field(
-        default=None, description="The order's currency; absent on the refund of a duplicate payment."
-    )
-
-
-class PaymentAttemptObject(BaseModel):
-    id: str
-    object: Literal["payment_attempt"]
-    order: OrderObject
-    failure_reason: str | None
+from paycore.orders.schemas import OrderObjectOut, PaymentFailedEventOut, RefundEventOut
 
 
 class FulfillmentObject(BaseModel):
@@ -59,19 +21,21 @@ class FulfillmentObject(BaseModel):
     object: Literal["fulfillment"]
     status: FulfillmentStatus
     error: str
-    order: OrderObject
+    order: OrderObjectOut
 
 
+# The order, refund and attempt objects are the API's own renderings (`orders/rendering.py`):
+# an event carries the object as `GET /v1/orders/{id}` showed it at that version.
 class OrderData(BaseModel):
-    object: OrderObject
+    object: OrderObjectOut
 
 
 class RefundData(BaseModel):
-    object: RefundObject
+    object: RefundEventOut
 
 
 class PaymentAttemptData(BaseModel):
-    object: PaymentAttemptObject
+    object: PaymentFailedEventOut
 
 
 class FulfillmentData(BaseModel):
