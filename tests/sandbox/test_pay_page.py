@@ -51,8 +51,8 @@ class TestTheJsonApi:
         assert '`POST /sandbox/pay/{attempt_id}/confirm` (JSON: `{"outcome": "succeed"}`' in README
 
         as_a_form = await client.post(f"/sandbox/pay/{attempt}/confirm", data={"outcome": "succeed"})
-        assert as_a_form.status_code == 422  # a clear refusal, not a payment: the README says JSON
-        assert as_a_form.json()["error"]["code"] == "validation_error"
+        assert as_a_form.status_code == 415  # a clear refusal, not a payment: the README says JSON
+        assert as_a_form.json()["error"]["code"] == "unsupported_content_type"
 
         paid = await client.post(f"/sandbox/pay/{attempt}/confirm", json={"outcome": "succeed"})
         assert paid.status_code == 200, paid.text
