@@ -49,7 +49,6 @@ def bind_listening_socket(host: str, port: int) -> socket.socket:
         if exc.errno == errno.EADDRINUSE:
             raise AddressInUse(f"{host}:{port} is already in use") from None
         raise
-    sock.set_inheritable(True)
     return sock
 
 
