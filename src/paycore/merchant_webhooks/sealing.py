@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.merchant_webhooks.models import WebhookEndpoint
+from paycore.merchant_webhooks.signing import signing_secrets
 from paycore.secrets_box import SecretsBox
 
 
@@ -55,10 +56,7 @@ def secrets_in_use(box: SecretsBox, endpoint: WebhookEndpoint, now: datetime) ->
     """The secrets that sign a delivery now: the current one, and the previous one until its
     rotation window closes."""
     secrets = open_secrets(box, endpoint)
-    expires = endpoint.previous_secret_expires_at
-    if secrets.previous and expires and expires > now:
-        return [secrets.current, secrets.previous]
-    return [secrets.current]
+    return signing_secrets(secrets.current, secrets.previous, endpoint.previous_secret_expires_at, now)
 
 
 async def reseal_endpoints(session: AsyncSession, box: SecretsBox) -> int:

@@ -11,12 +11,23 @@ import base64
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)
 
 
 def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def signing_secrets(
+    current: str, previous: str | None, previous_expires_at: datetime | None, now: datetime
+) -> list[str]:
+    """The secrets that sign now: the current one, and the one it replaced until its rotation
+    window closes (a receiver that has not switched yet still verifies)."""
+    if previous and previous_expires_at and previous_expires_at > now:
+        return [current, previous]
+    return [current]
 
 
 def secret_key(secret: str) -> bytes:

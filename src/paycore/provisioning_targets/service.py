@@ -22,7 +22,7 @@ from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.errors import NotFound, ValidationFailed
 from paycore.ids import new_id
-from paycore.merchant_webhooks.signing import new_secret
+from paycore.merchant_webhooks.signing import new_secret, signing_secrets
 from paycore.merchant_webhooks.targets import check_new_target
 from paycore.pagination import Page, paginate
 from paycore.provisioning_targets.models import ProvisioningTarget
@@ -166,14 +166,17 @@ async def signing_target(
     if target is None:
         return None
     box = secrets_box(settings)
-    secrets = [box.open(target.sealed_secret, context=_context(target)).decode()]
-    if (
-        target.sealed_previous_secret is not None
-        and target.previous_secret_expires_at is not None
-        and target.previous_secret_expires_at > now
-    ):
-        secrets.append(box.open(target.sealed_previous_secret, context=_context(target)).decode())
-    return SigningTarget(url=target.url, secrets=secrets)
+    window_open = target.previous_secret_expires_at is not None and target.previous_secret_expires_at > now
+    previous = target.sealed_previous_secret if window_open else None  # opened only when it signs
+    return SigningTarget(
+        url=target.url,
+        secrets=signing_secrets(
+            box.open(target.sealed_secret, context=_context(target)).decode(),
+            box.open(previous, context=_context(target)).decode() if previous else None,
+            target.previous_secret_expires_at,
+            now,
+        ),
+    )
 
 
 async def check_provisioning_spec(
