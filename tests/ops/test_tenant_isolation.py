@@ -26,7 +26,6 @@ from paycore.db import Database
 from paycore.fulfillment.dispatch import FulfillmentDispatcher
 from paycore.fulfillment.provisioners.registry import build_provisioners
 from paycore.merchant_webhooks.delivery import MerchantWebhookChannel
-from paycore.merchant_webhooks.signing import new_secret
 from paycore.outbox.dispatch import OutboxDispatcher
 from paycore.outbox.models import OutboxChannel
 from paycore.payments.models import EventResult, PaymentEvent
@@ -43,9 +42,7 @@ HOOK_URL = f"https://hooks.{HOST_MARK}.example/in"
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return make_settings(
-        database_url=settings.database_url, provisioner_secret=new_secret(), circuit_failure_threshold=1
-    )
+    return make_settings(database_url=settings.database_url, circuit_failure_threshold=1)
 
 
 @dataclass
