@@ -158,6 +158,30 @@ async def paycore_server(env: dict[str, str], *, workers: int = 1) -> AsyncItera
             log.close()
 
 
+@asynccontextmanager
+async def uvicorn_server(factory: str, env: dict[str, str], *, workers: int = 1) -> AsyncIterator[Server]:
+    """`uvicorn --factory FACTORY` (a `module:function` under bench/) as `paycore serve` runs it:
+    same loop and HTTP parser (uvicorn's auto choice), no access log, `workers` processes, on a
+    free port in its own session; ready on /ready, stopped (group and all) after. For the lean
+    references the benchmarks compare paycore with."""
+    port = free_port()
+    command = ["-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", str(workers), "--no-access-log", "--log-level", "warning", "--no-server-header"]
+    command += ["--app-dir", str(Path(__file__).parent)]
+    with tempfile.TemporaryDirectory(prefix="paycore-bench-") as directory:
+        log = _open_log(directory)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, *command, env=env, stdout=log, stderr=log, start_new_session=True
+        )
+        server = Server(f"http://127.0.0.1:{port}", process.pid, Path(log.name))
+        try:
+            await _wait_until_healthy(server, process)
+            yield server
+        finally:
+            await _stop(process)
+            log.close()
+
+
 async def _wait_until_healthy(server: Server, process: asyncio.subprocess.Process) -> None:
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient(base_url=server.base_url, timeout=2) as client:
