@@ -47,7 +47,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    and_,
+    bindparam,
     insert,
     select,
     text,
@@ -354,20 +354,93 @@ class Refused(Exception):
         self.status_code, self.code = status_code, code
 
 
+# The statements of the hot path, built once: executing a prebuilt statement with bound values
+# skips rebuilding it and most of computing its cache key on every request (Core's cheapest use).
+KEY_BY_HASH = (
+    select(api_keys.c.id, api_keys.c.tenant_id, api_keys.c.mode, api_keys.c.expires_at)
+    .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+    .where(
+        api_keys.c.secret_hash == bindparam("secret_hash"),
+        api_keys.c.revoked_at.is_(None),
+        tenants.c.status == "active",
+    )
+)
+PRODUCTS_ON_SALE = select(products.c.id, products.c.currency).where(
+    products.c.tenant_id == bindparam("tenant_id"),
+    products.c.livemode == bindparam("livemode"),
+    products.c.id.in_(bindparam("ids", expanding=True)),
+    products.c.active.is_(True),
+    products.c.deleted_at.is_(None),
+)
+OPEN_IDEMPOTENCY_ROW = (
+    pg_insert(idempotent_requests).on_conflict_do_nothing().returning(idempotent_requests.c.id)
+)
+SAVED_ANSWER = select(
+    idempotent_requests.c.request_hash,
+    idempotent_requests.c.response_status,
+    idempotent_requests.c.response_body,
+).where(
+    idempotent_requests.c.tenant_id == bindparam("tenant_id"),
+    idempotent_requests.c.livemode == bindparam("livemode"),
+    idempotent_requests.c.api_key_id == bindparam("api_key_id"),
+    idempotent_requests.c.key == bindparam("key"),
+)
+FINISH_IDEMPOTENCY_ROW = (
+    update(idempotent_requests)
+    .where(idempotent_requests.c.id == bindparam("row_id"))
+    .values(
+        state="done",
+        response_status=bindparam("answer_status"),
+        response_body=bindparam("answer_body"),
+        completed_at=bindparam("now"),
+    )
+)
+CONVERT_CART = (
+    update(carts)
+    .where(
+        carts.c.id == bindparam("cart_id"),
+        carts.c.tenant_id == bindparam("of_tenant"),
+        carts.c.livemode == bindparam("in_livemode"),
+        carts.c.status == "open",
+    )
+    .values(status="converted", order_id=bindparam("new_order_id"), updated_at=bindparam("now"))
+    .returning(carts.c.id)
+)
+CART_LINES = (
+    select(
+        cart_items.c.product_id,
+        cart_items.c.quantity,
+        products.c.name,
+        products.c.kind,
+        products.c.fulfillment,
+        products.c.price,
+        products.c.currency,
+        inventory.c.product_id.is_not(None).label("tracked"),
+    )
+    .join(products, products.c.id == cart_items.c.product_id)
+    .outerjoin(inventory, inventory.c.product_id == products.c.id)
+    .where(cart_items.c.cart_id == bindparam("cart_id"))
+    .order_by(cart_items.c.created_at, cart_items.c.id)
+)
+_customer_insert = pg_insert(customers)
+UPSERT_CUSTOMER = _customer_insert.on_conflict_do_update(
+    index_elements=["tenant_id", "livemode", "email"],
+    set_={"updated_at": _customer_insert.excluded.updated_at},
+).returning(customers.c.id)
+RESERVE_STOCK = (
+    update(inventory)
+    .where(
+        inventory.c.product_id == bindparam("product"),
+        inventory.c.on_hand - inventory.c.reserved >= bindparam("quantity"),
+    )
+    .values(reserved=inventory.c.reserved + bindparam("quantity"), updated_at=bindparam("now"))
+)
+
+
 async def authenticate(connection: AsyncConnection, authorization: str | None) -> tuple[str, str, bool]:
     """(tenant id, key id, livemode) of a valid key, looked up by the hash of its text."""
     presented = (authorization or "").removeprefix("Bearer ")
-    row = (
-        await connection.execute(
-            select(api_keys.c.id, api_keys.c.tenant_id, api_keys.c.mode, api_keys.c.expires_at)
-            .join(tenants, tenants.c.id == api_keys.c.tenant_id)
-            .where(
-                api_keys.c.secret_hash == key_hash(presented),
-                api_keys.c.revoked_at.is_(None),
-                tenants.c.status == "active",
-            )
-        )
-    ).first()
+    row = (await connection.execute(KEY_BY_HASH, {"secret_hash": key_hash(presented)})).first()
     if row is None or (row.expires_at is not None and row.expires_at <= datetime.now(UTC)):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid_api_key")
     return row.tenant_id, row.id, row.mode == "live"
@@ -377,30 +450,21 @@ async def create_cart(connection: AsyncConnection, tenant_id: str, livemode: boo
     wanted = sorted({item.product_id for item in body.items})
     found = (
         await connection.execute(
-            select(products.c.id, products.c.currency).where(
-                products.c.tenant_id == tenant_id,
-                products.c.livemode == livemode,
-                products.c.id.in_(wanted),
-                products.c.active.is_(True),
-                products.c.deleted_at.is_(None),
-            )
+            PRODUCTS_ON_SALE, {"tenant_id": tenant_id, "livemode": livemode, "ids": wanted}
         )
     ).all()
     currencies = {row.currency for row in found}
     if len(found) != len(wanted) or len(currencies) != 1:
         raise Refused(status.HTTP_400_BAD_REQUEST, "product_unavailable")
     now, cart_id, currency = datetime.now(UTC), new_id("cart"), currencies.pop()
-    await connection.execute(
-        insert(carts).values(
-            id=cart_id,
-            tenant_id=tenant_id,
-            livemode=livemode,
-            status="open",
-            currency=currency,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    cart = {
+        "id": cart_id,
+        "tenant_id": tenant_id,
+        "livemode": livemode,
+        "status": "open",
+        "currency": currency,
+    }
+    await connection.execute(insert(carts), cart | {"order_id": None, "created_at": now, "updated_at": now})
     await connection.execute(
         insert(cart_items),
         [
@@ -426,39 +490,25 @@ async def open_idempotency_row(
     A concurrent request with the same key waits here on the unique index until the first one
     commits (then replays its answer) or rolls back (then runs itself)."""
     row_id = new_id("idem")
+    owner = {"tenant_id": tenant_id, "livemode": livemode, "api_key_id": key_id, "key": key}
     claimed = await connection.scalar(
-        pg_insert(idempotent_requests)
-        .values(
-            id=row_id,
-            tenant_id=tenant_id,
-            livemode=livemode,
-            api_key_id=key_id,
-            key=key,
-            method="POST",
-            path="/v1/checkout",
-            request_hash=request_hash,
-            state="in_flight",
-            created_at=datetime.now(UTC),
-        )
-        .on_conflict_do_nothing()
-        .returning(idempotent_requests.c.id)
+        OPEN_IDEMPOTENCY_ROW,
+        owner
+        | {
+            "id": row_id,
+            "method": "POST",
+            "path": "/v1/checkout",
+            "request_hash": request_hash,
+            "state": "in_flight",
+            "response_status": None,
+            "response_body": None,
+            "created_at": datetime.now(UTC),
+            "completed_at": None,
+        },
     )
     if claimed is not None:
         return row_id, None
-    saved = (
-        await connection.execute(
-            select(
-                idempotent_requests.c.request_hash,
-                idempotent_requests.c.response_status,
-                idempotent_requests.c.response_body,
-            ).where(
-                idempotent_requests.c.tenant_id == tenant_id,
-                idempotent_requests.c.livemode == livemode,
-                idempotent_requests.c.api_key_id == key_id,
-                idempotent_requests.c.key == key,
-            )
-        )
-    ).one()
+    saved = (await connection.execute(SAVED_ANSWER, owner)).one()
     if saved.request_hash != request_hash:
         raise Refused(status.HTTP_422_UNPROCESSABLE_ENTITY, "idempotency_key_reused")
     return None, (saved.response_status, saved.response_body)
@@ -466,77 +516,55 @@ async def open_idempotency_row(
 
 async def checkout(
     connection: AsyncConnection, tenant_id: str, livemode: bool, body: CheckoutIn
-) -> tuple[CheckoutOut, Sequence[tuple[str, int]]]:
+) -> tuple[CheckoutOut, list[tuple[str, int]]]:
     """Everything but the stock reservation, which the caller runs last: (answer, lines to reserve)."""
     now, order_id = datetime.now(UTC), new_id("ord")
+    scope = {"tenant_id": tenant_id, "livemode": livemode}
     converted = await connection.scalar(
-        update(carts)
-        .where(
-            carts.c.id == body.cart_id,
-            carts.c.tenant_id == tenant_id,
-            carts.c.livemode == livemode,
-            carts.c.status == "open",
-        )
-        .values(status="converted", order_id=order_id, updated_at=now)
-        .returning(carts.c.id)
+        CONVERT_CART,
+        {
+            "cart_id": body.cart_id,
+            "of_tenant": tenant_id,
+            "in_livemode": livemode,
+            "new_order_id": order_id,
+            "now": now,
+        },
     )
     if converted is None:
         raise Refused(status.HTTP_409_CONFLICT, "cart_converted")
-    lines = (
-        await connection.execute(
-            select(
-                cart_items.c.product_id,
-                cart_items.c.quantity,
-                products.c.name,
-                products.c.kind,
-                products.c.fulfillment,
-                products.c.price,
-                products.c.currency,
-                inventory.c.product_id.is_not(None).label("tracked"),
-            )
-            .join(products, products.c.id == cart_items.c.product_id)
-            .outerjoin(inventory, inventory.c.product_id == products.c.id)
-            .where(cart_items.c.cart_id == body.cart_id)
-            .order_by(cart_items.c.created_at, cart_items.c.id)
-        )
-    ).all()
+    lines = (await connection.execute(CART_LINES, {"cart_id": body.cart_id})).all()
     currency = lines[0].currency
     total = sum(line.price * line.quantity for line in lines)
+    customer = body.customer
     customer_id = await connection.scalar(
-        pg_insert(customers)
-        .values(
-            id=new_id("cus"),
-            tenant_id=tenant_id,
-            livemode=livemode,
-            email=body.customer.email.lower(),
-            name=body.customer.name,
-            phone=body.customer.phone,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_update(index_elements=["tenant_id", "livemode", "email"], set_={"updated_at": now})
-        .returning(customers.c.id)
+        UPSERT_CUSTOMER,
+        scope
+        | {
+            "id": new_id("cus"),
+            "email": customer.email.lower(),
+            "name": customer.name,
+            "phone": customer.phone,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
     number, expires_at = new_order_number(), now + timedelta(minutes=60)
-    await connection.execute(
-        insert(orders).values(
-            id=order_id,
-            tenant_id=tenant_id,
-            livemode=livemode,
-            number=number,
-            customer_id=customer_id,
-            cart_id=body.cart_id,
-            status="pending_payment",
-            currency=currency,
-            subtotal=total,
-            total=total,
-            provider="sandbox",
-            version=1,
-            expires_at=expires_at,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    order = {
+        "id": order_id,
+        "number": number,
+        "customer_id": customer_id,
+        "cart_id": body.cart_id,
+        "status": "pending_payment",
+        "currency": currency,
+        "subtotal": total,
+        "total": total,
+        "provider": "sandbox",
+        "version": 1,
+        "expires_at": expires_at,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await connection.execute(insert(orders), scope | order)
     items = [
         {
             "id": new_id("oi"),
@@ -555,20 +583,18 @@ async def checkout(
     ]
     await connection.execute(insert(order_items), items)
     attempt_id = new_id("pay")
-    await connection.execute(
-        insert(payment_attempts).values(
-            id=attempt_id,
-            tenant_id=tenant_id,
-            livemode=livemode,
-            order_id=order_id,
-            provider="sandbox",
-            amount=total,
-            currency=currency,
-            status="created",
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    attempt = {
+        "id": attempt_id,
+        "order_id": order_id,
+        "provider": "sandbox",
+        "provider_ref": None,
+        "amount": total,
+        "currency": currency,
+        "status": "created",
+        "created_at": now,
+        "updated_at": now,
+    }
+    await connection.execute(insert(payment_attempts), scope | attempt)
     answer = CheckoutOut(
         id=order_id,
         number=number,
@@ -598,22 +624,19 @@ async def checkout(
             audit | {"action": "payment_attempt.created", "after": {"attempt": attempt_id}, "at": now},
         ],
     )
-    await connection.execute(
-        insert(outbox).values(
-            id=new_id("msg"),
-            tenant_id=tenant_id,
-            livemode=livemode,
-            channel="merchant_webhook",
-            topic="order.created",
-            dedupe_key=f"order.created:{order_id}",
-            ordering_key=order_id,
-            payload=answer.model_dump(mode="json"),
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
+    message = {
+        "id": new_id("msg"),
+        "channel": "merchant_webhook",
+        "topic": "order.created",
+        "dedupe_key": f"order.created:{order_id}",
+        "ordering_key": order_id,
+        "payload": answer.model_dump(mode="json"),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    await connection.execute(insert(outbox), scope | message)
     reserve = sorted((line.product_id, line.quantity) for line in lines if line.tracked)
     return answer, reserve
 
@@ -623,14 +646,7 @@ async def reserve_stock(connection: AsyncConnection, lines: Sequence[tuple[str, 
     now = datetime.now(UTC)
     for product_id, quantity in lines:
         reserved = await connection.execute(
-            update(inventory)
-            .where(
-                and_(
-                    inventory.c.product_id == product_id,
-                    inventory.c.on_hand - inventory.c.reserved >= quantity,
-                )
-            )
-            .values(reserved=inventory.c.reserved + quantity, updated_at=now)
+            RESERVE_STOCK, {"product": product_id, "quantity": quantity, "now": now}
         )
         if reserved.rowcount != 1:
             raise Refused(status.HTTP_409_CONFLICT, "out_of_stock")
@@ -702,16 +718,12 @@ def create_app() -> FastAPI:
                     return Response(saved[1], status_code=saved[0], media_type="application/json")
             answer, reserve = await checkout(connection, tenant_id, livemode, body)
             if row_id is not None:
-                await connection.execute(
-                    update(idempotent_requests)
-                    .where(idempotent_requests.c.id == row_id)
-                    .values(
-                        state="done",
-                        response_status=status.HTTP_201_CREATED,
-                        response_body=answer.model_dump_json(),
-                        completed_at=datetime.now(UTC),
-                    )
-                )
+                finished = {
+                    "answer_status": 201,
+                    "answer_body": answer.model_dump_json(),
+                    "now": datetime.now(UTC),
+                }
+                await connection.execute(FINISH_IDEMPOTENCY_ROW, finished | {"row_id": row_id})
             await reserve_stock(connection, reserve)  # last: the hot row's lock is held until COMMIT
         return answer
 
