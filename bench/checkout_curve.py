@@ -75,7 +75,6 @@ def draw(points: list[Point], output: Path, *, workers: int, products: int) -> N
         axes.grid(True, which="both", linewidth=0.3)
         axes.legend(fontsize=7)
     latency.set_yscale("log")
-    latency.minorticks_on()
     latency.set_ylabel("POST /v1/checkout latency (ms)")
     latency.set_title("checkout latency")
     throughput.set_ylabel("cart → checkout per second")
