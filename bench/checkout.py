@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import secrets
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -43,6 +44,7 @@ from _support import (
     paycore_cli,
     paycore_env,
     paycore_server,
+    postgres_cpu_seconds,
     run_main,
     throwaway_postgres,
     uvicorn_server,
@@ -243,15 +245,10 @@ class Measured:
 async def measure(
     system: System, shop: Shop, clients: list[httpx.AsyncClient], *, warmup: float, duration: float
 ) -> Measured:
-    before = cpu_seconds(system.server.pid)
+    server, postgres = cpu_seconds(system.server.pid)["server"], postgres_cpu_seconds()
     run = await closed_loop(clients, shop.cart_then_checkout, warmup=warmup, duration=duration)
-    after = cpu_seconds(system.server.pid)
-    return Measured(
-        system.name,
-        run,
-        after["server"] - before["server"],
-        after["postgres"] - before["postgres"],
-    )
+    server = cpu_seconds(system.server.pid)["server"] - server
+    return Measured(system.name, run, server, postgres_cpu_seconds() - postgres)
 
 
 def verdict(met: bool) -> str:
@@ -388,5 +385,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # each line as it is measured, also into a file
     arguments = parser().parse_args()
     run_main(lambda: main(arguments))
