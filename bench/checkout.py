@@ -33,9 +33,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
 import reference_checkout
 from _support import (
+    ADMIN_DSN,
     Server,
     close_all,
     cpu_seconds,
@@ -49,6 +51,7 @@ from _support import (
     throwaway_postgres,
     uvicorn_server,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from paycore.secrets_box import new_key_line
@@ -142,11 +145,28 @@ class Shop:
 
 @dataclass(frozen=True)
 class System:
-    """A server under test and its shop."""
+    """A server under test, its shop, and its PostgreSQL database's name (None on SQLite)."""
 
     name: str
     server: Server
     shop: Shop
+    database: str | None
+
+
+async def transactions(database: str | None) -> int | None:
+    """Transactions committed or rolled back in `database` so far, by PostgreSQL's statistics.
+    A backend reports them at most once a second (an idle one up to 10 s late), so a count taken
+    just after a run falls a little short: per checkout it is a lower bound, closer on longer runs,
+    and independent of the machine's load."""
+    if database is None:
+        return None
+    connection = await asyncpg.connect(ADMIN_DSN, timeout=5)
+    try:
+        query = "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1"
+        count: int = await connection.fetchval(query, database)
+    finally:
+        await connection.close()
+    return count
 
 
 async def health(client: httpx.AsyncClient, number: int, count: int) -> None:  # noqa: ARG001
@@ -200,7 +220,8 @@ async def paycore_system(
     async with paycore_server(env, workers=workers) as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
             shop = await open_shop(env, client, products)
-        yield System("paycore", server, shop)
+        postgres = None if url.startswith("sqlite") else make_url(url).database
+        yield System("paycore", server, shop, postgres)
 
 
 @asynccontextmanager
@@ -221,7 +242,8 @@ async def reference_system(
             reference_checkout.MAX_OVERFLOW_ENV: str(max_overflow),
         }
         async with uvicorn_server("reference_checkout:create_app", env, workers=workers) as server:
-            yield System("reference", server, Shop({"Authorization": f"Bearer {key}"}, ids))
+            shop = Shop({"Authorization": f"Bearer {key}"}, ids)
+            yield System("reference", server, shop, make_url(url).database)
 
 
 @dataclass(frozen=True)
@@ -232,6 +254,7 @@ class Measured:
     run: Run
     server_cpu: float
     postgres_cpu: float
+    transactions: int | None
 
     @property
     def server_ms_per_checkout(self) -> float:
@@ -241,14 +264,25 @@ class Measured:
     def postgres_ms_per_checkout(self) -> float:
         return self.postgres_cpu / self.run.completed * 1000 if self.run.completed else float("nan")
 
+    @property
+    def transactions_per_checkout(self) -> float:
+        if self.transactions is None or not self.run.completed:
+            return float("nan")
+        return self.transactions / self.run.completed
+
 
 async def measure(
     system: System, shop: Shop, clients: list[httpx.AsyncClient], *, warmup: float, duration: float
 ) -> Measured:
+    committed = await transactions(system.database)
     server, postgres = cpu_seconds(system.server.pid)["server"], postgres_cpu_seconds()
     run = await closed_loop(clients, shop.cart_then_checkout, warmup=warmup, duration=duration)
     server = cpu_seconds(system.server.pid)["server"] - server
-    return Measured(system.name, run, server, postgres_cpu_seconds() - postgres)
+    postgres = postgres_cpu_seconds() - postgres
+    await asyncio.sleep(1.1)  # every backend's statistics reported
+    after = await transactions(system.database)
+    counted = None if after is None or committed is None else after - committed
+    return Measured(system.name, run, server, postgres, counted)
 
 
 def verdict(met: bool) -> str:
@@ -270,7 +304,7 @@ def report(title: str, health: Run | None, results: list[Measured], workers: int
         print(
             f"   {'':<10} CPU per checkout: server {measured.server_ms_per_checkout:5.1f} ms, "
             f"PostgreSQL {measured.postgres_ms_per_checkout:5.1f} ms (all of it: others' load counts) "
-            f"over {run.completed} checkouts"
+            f"over {run.completed} checkouts; ≥ {measured.transactions_per_checkout:.1f} transactions each"
         )
         for error, count in run.errors.most_common(5):
             print(f"   {'':<10} error x{count}: {error}")
