@@ -84,22 +84,38 @@ Iteration = Callable[[httpx.AsyncClient, int, int], Awaitable[float | None]]
 async def closed_loop(
     clients: list[httpx.AsyncClient], iteration: Iteration, *, warmup: float, duration: float
 ) -> Run:
-    """Each client repeats `iteration` back to back; the window counts what completes inside it."""
-    begin = time.perf_counter() + warmup
-    end = begin + duration
+    """Each client repeats `iteration` back to back; the window counts what completes inside it.
+
+    The window opens `warmup` seconds after the start, and not before every client has finished
+    one iteration: a system slower than the warm-up is measured once all its clients are queued,
+    not while their first requests still are (which would count none, or too few)."""
     run = Run(duration)
+    started_at = time.perf_counter()
+    window: list[float] = []  # [begin, end], once every client is past its first iteration
+    warmed = 0
 
     async def client_loop(client: httpx.AsyncClient, number: int) -> None:
+        nonlocal warmed
         count = 0
-        while (started := time.perf_counter()) < end:
+        while not window or time.perf_counter() < window[1]:
+            started = time.perf_counter()
             count += 1
+            checkout, failed_with = None, None
             try:
                 checkout = await iteration(client, number, count)
             except (httpx.TransportError, AssertionError) as exc:
-                run.errors[str(exc) or type(exc).__name__] += 1
+                failed_with = str(exc) or type(exc).__name__
+            finished = time.perf_counter()
+            if count == 1:
+                warmed += 1
+                if warmed == len(clients):
+                    begin = max(started_at + warmup, finished)
+                    window[:] = [begin, begin + duration]
+            if failed_with is not None:
+                run.errors[failed_with] += 1
                 continue
             run.completed += 1
-            if begin <= (finished := time.perf_counter()) <= end:  # completed inside the window
+            if window and window[0] <= finished <= window[1]:  # completed inside the window
                 run.iterations.append(finished - started)
                 if checkout is not None:
                     run.checkouts.append(checkout)
