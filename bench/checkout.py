@@ -171,9 +171,9 @@ class System:
 
 async def transactions(database: str | None) -> int | None:
     """Transactions committed or rolled back in `database` so far, by PostgreSQL's statistics.
-    A backend reports them at most once a second (an idle one up to 10 s late), so a count taken
-    just after a run falls a little short: per checkout it is a lower bound, closer on longer runs,
-    and independent of the machine's load."""
+    A backend reports them at most once a second (an idle one up to 10 s late), so a run's count
+    misses some of its own and may include some of the run before: per checkout it is approximate
+    (closer on longer runs) but independent of the machine's load."""
     if database is None:
         return None
     connection = await asyncpg.connect(ADMIN_DSN, timeout=5)
@@ -320,7 +320,7 @@ def report(title: str, health: Run | None, results: list[Measured], workers: int
         print(
             f"   {'':<10} CPU per checkout: server {measured.server_ms_per_checkout:5.1f} ms, "
             f"PostgreSQL {measured.postgres_ms_per_checkout:5.1f} ms (all of it: others' load counts) "
-            f"over {run.completed} checkouts; ≥ {measured.transactions_per_checkout:.1f} transactions each"
+            f"over {run.completed} checkouts; ≈ {measured.transactions_per_checkout:.1f} transactions each"
         )
         for error, count in run.errors.most_common(5):
             print(f"   {'':<10} error x{count}: {error}")
