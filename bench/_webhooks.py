@@ -70,9 +70,13 @@ async def place_order(client: httpx.AsyncClient, shop: Shop, email: str) -> Plac
     body = {"cart_id": cart.json()["id"], "customer": {"email": email}}
     checkout = await client.post("/v1/checkout", json=body, headers=shop.publishable)
     assert checkout.status_code == 201, checkout.text
-    answer = checkout.json()
-    payment = answer["payment"]
-    return PlacedOrder(answer["order"]["id"], payment["id"], payment["amount"], payment["currency"])
+    return placed_order(checkout.json())
+
+
+def placed_order(checkout_answer: dict[str, Any]) -> PlacedOrder:
+    """What a webhook about this order needs, from POST /v1/checkout's answer."""
+    payment = checkout_answer["payment"]
+    return PlacedOrder(checkout_answer["order"]["id"], payment["id"], payment["amount"], payment["currency"])
 
 
 async def place_orders(clients: list[httpx.AsyncClient], shop: Shop, count: int) -> list[PlacedOrder]:
