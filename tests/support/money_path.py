@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import text
@@ -40,10 +40,20 @@ OPERATIONS = (
 
 @dataclass(frozen=True)
 class Measured:
-    """One operation's round trips, by the driver counter and by the messages on the wire."""
+    """One operation's round trips, by the driver counter and by the messages on the wire (and,
+    when a `StatementLog` is given, the statements PostgreSQL itself logged)."""
 
     trips: RoundTrips
     on_the_wire: int
+    logged_by_postgres: int | None = None
+
+
+class StatementLog(Protocol):
+    """PostgreSQL's own record of what it executed (bench/round_trips.py reads its log file)."""
+
+    def mark(self) -> None: ...
+
+    async def executed_since_mark(self) -> int: ...
 
 
 def payment_event(payment: dict[str, Any], event_type: str = "payment.succeeded") -> bytes:
@@ -73,14 +83,18 @@ class MoneyPath:
     ) -> None:
         self.client, self.database, self.shop, self.product = client, database, shop, product
         self.counter, self.wire = counters
+        self.statement_log: StatementLog | None = None
         self._webhook_path = f"/webhooks/sandbox/{shop.slug}"
         self._secret = webhook_secret(settings, shop.tenant_id)
 
     async def _measure(self, operation: str, results: dict[str, Measured], request: Any) -> httpx.Response:
         before = self.wire.round_trips
+        if self.statement_log is not None:
+            self.statement_log.mark()
         with self.counter.measure() as trips:
             response: httpx.Response = await request
-        results[operation] = Measured(trips, self.wire.round_trips - before)
+        logged = await self.statement_log.executed_since_mark() if self.statement_log is not None else None
+        results[operation] = Measured(trips, self.wire.round_trips - before, logged)
         return response
 
     def _webhook(self, body: bytes) -> Any:
@@ -166,9 +180,12 @@ async def money_path(settings: Settings) -> AsyncIterator[MoneyPath]:
         await engine.dispose()
 
 
-async def measure_money_path(settings: Settings, *, warmup_rounds: int = 2) -> dict[str, Measured]:
+async def measure_money_path(
+    settings: Settings, *, warmup_rounds: int = 2, statement_log: StatementLog | None = None
+) -> dict[str, Measured]:
     """Round trips of each operation in steady state: after `warmup_rounds` unmeasured rounds."""
     async with money_path(settings) as path:
         for _ in range(warmup_rounds):
             await path.one_round()
+        path.statement_log = statement_log
         return await path.one_round()
