@@ -295,7 +295,10 @@ async def main(arguments: argparse.Namespace) -> int:
     exactly_once = stored == distinct == results[expected] == fresh.outcomes[f"200 {expected}"] == count
     duplicates_seen = duplicates.outcomes["200 duplicate"] == count
     if not (exactly_once and duplicates_seen):
-        print("FAILED: not every event was stored and applied exactly once, or a resend was not a duplicate")
+        print(
+            "FAILED: not every event was stored and applied exactly once, or a resend was not answered"
+            " as a duplicate (see the answers above: a 503 is the server asking for a resend)"
+        )
     return 0 if exactly_once and duplicates_seen else 1
 
 
