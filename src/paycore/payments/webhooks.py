@@ -5,7 +5,8 @@ provider's event — each is refused with a 4xx, counted, and changes nothing. A
 stored in the inbox and applied in one transaction, the application inside a savepoint, so the
 stored event commits even when applying it fails; only a failure to store it answers 503 (so the
 provider sends it again). A failure to apply it still answers 200: the inbox retries it. A
-delivery of an event already stored is answered from one read, before any write transaction.
+delivery of an event already stored is answered from one read, before any write transaction, and
+copies arriving while it is being stored wait for that in this process, holding no connection.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from paycore.errors import InvalidRequest, NotFound, ServiceUnavailable
 from paycore.logging import get_logger
 from paycore.ops.metrics import WEBHOOK_EVENTS, WEBHOOK_REJECTIONS
 from paycore.payments.capture import capture_authorized
+from paycore.payments.in_flight import InFlight
 from paycore.payments.inbox import Received, already_stored, store_and_apply_event
 from paycore.payments.providers.base import (
     NeutralKind,
@@ -35,6 +37,10 @@ from paycore.payments.schemas import WebhookReceivedOut
 from paycore.payments.webhook_tenants import WebhookTenants
 
 log = get_logger(__name__)
+
+# Copies of one event arriving together in this process: one stores it, the rest wait without a
+# database connection (see `in_flight`).
+_IN_FLIGHT = InFlight()
 
 
 async def receive_webhook(
@@ -86,15 +92,19 @@ async def receive_webhook(
             code="webhook_signature_invalid",
         )
 
-    try:
+    async def store() -> Received:
         if await already_stored(
             database, tenant_id=tenant.id, provider=provider.name, provider_event_id=event.provider_event_id
         ):
-            received = Received(event_id=None)
-        else:
-            received = await store_and_apply_event(
-                database, settings, tenant_id=tenant.id, provider=provider.name, event=event, payload=payload
-            )
+            return Received(event_id=None)
+        return await store_and_apply_event(
+            database, settings, tenant_id=tenant.id, provider=provider.name, event=event, payload=payload
+        )
+
+    try:
+        received = await _IN_FLIGHT.first_or_wait(
+            (id(database), tenant.id, provider.name, event.provider_event_id), store, Received(event_id=None)
+        )
     except SQLAlchemyError:
         log.exception(
             "webhook_store_failed", provider=provider.name, provider_event_id=event.provider_event_id
