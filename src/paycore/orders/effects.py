@@ -19,8 +19,16 @@ from paycore.db import upsert_insert
 from paycore.fulfillment.models import Fulfillment, FulfillmentStatus
 from paycore.fulfillment.service import fulfill_paid_order, revoke_entitlements
 from paycore.ids import new_id
+from paycore.orders.batched_writes import alert, emit_event, enqueue_message
 from paycore.orders.models import Order
-from paycore.orders.rendering import order_event_object, order_items, refund_event_object
+from paycore.orders.rendering import (
+    OrderView,
+    load_order_view,
+    order_event_object,
+    order_items,
+    order_object_json,
+    refund_event_object,
+)
 from paycore.orders.states import OrderEvent, OrderStatus
 from paycore.orders.stock import (
     release_promo_use,
@@ -31,28 +39,35 @@ from paycore.orders.stock import (
 )
 from paycore.orders.transitions import order_snapshot, transition
 from paycore.outbox.models import OutboxChannel
-from paycore.outbox.service import alert_ops, emit_merchant_event, enqueue
 from paycore.payments.models import Refund
 
 
-async def _emit_order_event(session: AsyncSession, order: Order, event_type: str) -> None:
-    await emit_merchant_event(
+async def _emit_order_event(
+    session: AsyncSession, order: Order, event_type: str, *, view: OrderView | None = None
+) -> None:
+    """`view`: the order's rows already read in this transaction and unchanged since, but for
+    the order itself (the object `view.order` is, so it shows its state now)."""
+    await emit_event(
         session,
         tenant_id=order.tenant_id,
         livemode=order.livemode,
         event_type=event_type,
         subject_key=order.id,
-        data=await order_event_object(session, order),
+        data=order_object_json(view) if view is not None else await order_event_object(session, order),
         order_id=order.id,
     )
 
 
-async def _count_customer_purchase(session: AsyncSession, order: Order) -> None:
-    await session.execute(
+async def _count_customer_purchase(session: AsyncSession, order: Order) -> Customer | None:
+    """The customer as it is now. RETURNING the row puts it in the session: while the caller
+    holds it, the email and the order's rendering that follow find it there instead of selecting
+    it again (the session holds its objects weakly)."""
+    customer = await session.scalar(
         update(Customer)
         .where(Customer.id == order.customer_id)
         .values(total_orders=Customer.total_orders + 1)
-        .execution_options(synchronize_session=False)
+        .returning(Customer)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     insert = upsert_insert(session, CustomerSpend.__table__).values(
         id=new_id("cusp"),
@@ -67,14 +82,21 @@ async def _count_customer_purchase(session: AsyncSession, order: Order) -> None:
             set_={"amount": CustomerSpend.amount + order.total},
         )
     )
+    return customer
 
 
 async def _email_customer(
-    session: AsyncSession, order: Order, *, template: str, dedupe_subject: str, extra: dict[str, object]
+    session: AsyncSession,
+    order: Order,
+    *,
+    template: str,
+    dedupe_subject: str,
+    extra: dict[str, object],
+    customer: Customer | None = None,
 ) -> None:
-    customer = await session.get(Customer, order.customer_id)
+    customer = customer or await session.get(Customer, order.customer_id)
     assert customer is not None
-    await enqueue(
+    await enqueue_message(
         session,
         tenant_id=order.tenant_id,
         livemode=order.livemode,
@@ -95,7 +117,7 @@ async def _whatsapp_customer(session: AsyncSession, order: Order) -> None:
     # The number given at this checkout, not whatever the customer record says now.
     if not order.contact_phone:
         return
-    await enqueue(
+    await enqueue_message(
         session,
         tenant_id=order.tenant_id,
         livemode=order.livemode,
@@ -138,22 +160,29 @@ async def mark_paid(
         await sell_reserved_stock(session, items)
     if order.promo_code_id is not None:
         await use_promo(session, order.promo_code_id, was_reserved=held_reservation)
-    await _count_customer_purchase(session, order)
+    customer = await _count_customer_purchase(session, order)
     fulfillments = await fulfill_paid_order(session, order=order, items=items, now=now)
-    await _email_customer(session, order, template="order_paid", dedupe_subject=order.id, extra={})
+    # Read once, after the entitlements were granted: both events below render from it.
+    view = await load_order_view(session, order, items=items)
+    assert view.customer is customer or customer is None
+    await _email_customer(
+        session, order, template="order_paid", dedupe_subject=order.id, extra={}, customer=view.customer
+    )
     if notify_whatsapp:
         await _whatsapp_customer(session, order)
-    await _emit_order_event(session, order, "order.paid")
+    await _emit_order_event(session, order, "order.paid", view=view)
     if all(row.status is FulfillmentStatus.SUCCEEDED for row in fulfillments):
-        await mark_fulfilled(session, order, actor=actor, now=now)
+        await mark_fulfilled(session, order, actor=actor, now=now, view=view)
     return True
 
 
-async def mark_fulfilled(session: AsyncSession, order: Order, *, actor: Actor, now: datetime) -> None:
+async def mark_fulfilled(
+    session: AsyncSession, order: Order, *, actor: Actor, now: datetime, view: OrderView | None = None
+) -> None:
     if await transition(
         session, order, OrderEvent.FULFILL, actor=actor, now=now, changes={"fulfilled_at": now}
     ):
-        await _emit_order_event(session, order, "order.fulfilled")
+        await _emit_order_event(session, order, "order.fulfilled", view=view)
 
 
 async def take_stock_for_late_payment(session: AsyncSession, order: Order) -> bool:
@@ -205,7 +234,7 @@ async def send_to_review(
     )
     if held_reservation:
         await _give_back_reservation(session, order)
-    await alert_ops(
+    await alert(
         session,
         tenant_id=order.tenant_id,
         livemode=order.livemode,
@@ -258,7 +287,7 @@ async def record_refund(
     await _email_customer(
         session, order, template="refund_issued", dedupe_subject=refund_id, extra={"amount": amount}
     )
-    await emit_merchant_event(
+    await emit_event(
         session,
         tenant_id=order.tenant_id,
         livemode=order.livemode,

@@ -45,7 +45,10 @@ async def order_items(session: AsyncSession, order: Order) -> list[OrderItem]:
     return list(await session.scalars(statement))
 
 
-async def load_order_view(session: AsyncSession, order: Order) -> OrderView:
+async def load_order_view(
+    session: AsyncSession, order: Order, *, items: list[OrderItem] | None = None
+) -> OrderView:
+    """`items`: the order's lines when the caller has them already (they never change)."""
     # populate_existing: rows changed in this transaction by Core UPDATEs (a refund settled,
     # entitlements revoked) must show as they are now, not as the session first loaded them.
     fresh = {"populate_existing": True}
@@ -74,7 +77,7 @@ async def load_order_view(session: AsyncSession, order: Order) -> OrderView:
         order=order,
         customer=customer,
         promo=promo,
-        items=await order_items(session, order),
+        items=items if items is not None else await order_items(session, order),
         attempts=list(attempts),
         refunds=list(refunds),
         entitlements=list(entitlements),

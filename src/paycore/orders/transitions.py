@@ -7,9 +7,11 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
-from paycore.audit.service import Actor, record_audit
+from paycore.audit.service import Actor
 from paycore.errors import Conflict, NotFound
+from paycore.orders.batched_writes import record_order_audit
 from paycore.orders.models import Order
 from paycore.orders.states import OrderEvent, OrderStatus, next_order_status
 
@@ -79,8 +81,15 @@ async def transition(
     )
     if not getattr(result, "rowcount", 0):
         raise OrderChanged("The order changed while this request was deciding; try again.")
-    await session.refresh(order)
-    record_audit(
+    # The compare-and-set proves what the row holds now: set it on the object, not read it back.
+    for name, value in {
+        "status": target,
+        "version": order.version + 1,
+        "updated_at": now,
+        **(changes or {}),
+    }.items():
+        set_committed_value(order, name, value)
+    record_order_audit(
         session,
         actor=actor,
         action=f"order.{target.value}",

@@ -22,14 +22,13 @@ from datetime import datetime
 from sqlalchemy import case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from paycore.audit.service import Actor, record_audit
+from paycore.audit.service import Actor
 from paycore.config import Settings
+from paycore.orders.batched_writes import alert, batched_writes, emit_event, record_order_audit
 from paycore.orders.effects import mark_paid, send_to_review, take_stock_for_late_payment
 from paycore.orders.models import Order
 from paycore.orders.rendering import payment_failed_event_object
 from paycore.orders.states import AttemptStatus, OrderStatus, can_move_attempt
-from paycore.orders.transitions import lock_order
-from paycore.outbox.service import alert_ops, emit_merchant_event
 from paycore.payments.models import EventResult, PaymentAttempt, Refund, RefundKind
 from paycore.payments.providers.base import NeutralEvent, NeutralKind
 from paycore.payments.refunds import (
@@ -67,10 +66,11 @@ async def _find_attempt(
     livemode: bool,
     payment_ref: str | None,
     attempt_id: str | None,
-) -> PaymentAttempt | None:
-    """The attempt an event is about, locked: by the provider's reference, or by our attempt id
-    when the provider echoes it (a webhook can outrun checkout's second transaction, which is
-    the one that stores the provider's reference)."""
+) -> tuple[PaymentAttempt, Order] | None:
+    """The attempt an event is about and its order, both locked, in one statement: by the
+    provider's reference, or by our attempt id when the provider echoes it (a webhook can outrun
+    checkout's second transaction, which is the one that stores the provider's reference). The
+    order is read here once and never again in this application."""
     matches = []
     if payment_ref:
         matches.append(PaymentAttempt.provider_ref == payment_ref)
@@ -78,30 +78,38 @@ async def _find_attempt(
         matches.append(PaymentAttempt.id == attempt_id)
     if not matches:
         return None
-    attempt = await session.scalar(
-        select(PaymentAttempt)
-        # The mode must agree: evidence signed by the test account never moves a live order
-        # (a test PaymentIntent can carry any attempt id in its metadata).
-        .where(
-            PaymentAttempt.tenant_id == tenant_id,
-            PaymentAttempt.provider == provider,
-            PaymentAttempt.livemode == livemode,
-            or_(*matches),
+    row = (
+        await session.execute(
+            select(PaymentAttempt, Order)
+            .join(Order, Order.id == PaymentAttempt.order_id)
+            # The mode must agree: evidence signed by the test account never moves a live order
+            # (a test PaymentIntent can carry any attempt id in its metadata).
+            .where(
+                PaymentAttempt.tenant_id == tenant_id,
+                PaymentAttempt.provider == provider,
+                PaymentAttempt.livemode == livemode,
+                Order.tenant_id == tenant_id,
+                or_(*matches),
+            )
+            # Should the two ever name different attempts, the provider's reference wins.
+            .order_by(case((PaymentAttempt.provider_ref == payment_ref, 0), else_=1))
+            .limit(1)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
-        # Should the two ever name different attempts, the provider's reference wins.
-        .order_by(case((PaymentAttempt.provider_ref == payment_ref, 0), else_=1))
-        .limit(1)
-        .with_for_update()
-    )
-    if attempt is not None and attempt.provider_ref is None and payment_ref:
+    ).one_or_none()
+    if row is None:
+        return None
+    attempt, order = row
+    if attempt.provider_ref is None and payment_ref:
         attempt.provider_ref = payment_ref
-    return attempt
+    return attempt, order
 
 
 def _audit_attempt(
     session: AsyncSession, attempt: PaymentAttempt, action: str, actor: Actor, details: dict[str, object]
 ) -> None:
-    record_audit(
+    record_order_audit(
         session,
         actor=actor,
         action=f"payment_attempt.{action}",
@@ -115,6 +123,7 @@ def _audit_attempt(
 async def _payment_succeeded(
     session: AsyncSession,
     attempt: PaymentAttempt,
+    order: Order,
     event: NeutralEvent,
     *,
     actor: Actor,
@@ -125,9 +134,8 @@ async def _payment_succeeded(
         if event.payment_ref and attempt.provider_ref and event.payment_ref != attempt.provider_ref:
             # A different charge at the provider for the same attempt (two payment sessions, say):
             # real money the order does not need. Record it as its own payment, then give it back.
-            return await _another_charge(session, attempt, event, actor=actor, now=now)
+            return await _another_charge(session, attempt, order, event, actor=actor, now=now)
         return ApplyOutcome(EventResult.IGNORED, "attempt already succeeded")
-    order = await lock_order(session, order_id=attempt.order_id, tenant_id=attempt.tenant_id)
     received = event.amount
     attempt.status = AttemptStatus.SUCCEEDED
     attempt.succeeded_at = now
@@ -212,9 +220,14 @@ async def _payment_succeeded(
 
 
 async def _another_charge(
-    session: AsyncSession, attempt: PaymentAttempt, event: NeutralEvent, *, actor: Actor, now: datetime
+    session: AsyncSession,
+    attempt: PaymentAttempt,
+    order: Order,
+    event: NeutralEvent,
+    *,
+    actor: Actor,
+    now: datetime,
 ) -> ApplyOutcome:
-    order = await lock_order(session, order_id=attempt.order_id, tenant_id=attempt.tenant_id)
     received = event.amount
     extra = PaymentAttempt(
         tenant_id=attempt.tenant_id,
@@ -243,7 +256,7 @@ async def _money_the_order_does_not_need(
 ) -> ApplyOutcome:
     """A second payment for an order already paid (or under review): keep the record, give it back."""
     amount = attempt.amount_received or 0
-    await alert_ops(
+    await alert(
         session,
         tenant_id=order.tenant_id,
         livemode=order.livemode,
@@ -271,16 +284,14 @@ async def _money_the_order_does_not_need(
 
 
 async def _payment_failed(
-    session: AsyncSession, attempt: PaymentAttempt, event: NeutralEvent, *, actor: Actor
+    session: AsyncSession, attempt: PaymentAttempt, order: Order, event: NeutralEvent, *, actor: Actor
 ) -> ApplyOutcome:
     if not can_move_attempt(attempt.status, AttemptStatus.FAILED):
         return ApplyOutcome(EventResult.IGNORED, f"attempt is {attempt.status.value}")
     attempt.status = AttemptStatus.FAILED
     attempt.failure_reason = event.failure_reason
     _audit_attempt(session, attempt, "failed", actor, {"reason": event.failure_reason})
-    order = await session.get(Order, attempt.order_id)
-    assert order is not None
-    await emit_merchant_event(
+    await emit_event(
         session,
         tenant_id=attempt.tenant_id,
         livemode=attempt.livemode,
@@ -308,7 +319,7 @@ async def _payment_under_review(
     if attempt.status is not AttemptStatus.CREATED and attempt.status is not AttemptStatus.REQUIRES_ACTION:
         return ApplyOutcome(EventResult.IGNORED, f"attempt is {attempt.status.value}")
     attempt.status = AttemptStatus.REQUIRES_ACTION
-    await alert_ops(
+    await alert(
         session,
         tenant_id=attempt.tenant_id,
         livemode=attempt.livemode,
@@ -352,7 +363,7 @@ async def _refund_event(
 ) -> ApplyOutcome:
     refund = await _find_refund(session, tenant_id=tenant_id, provider=provider, event=event)
     if refund is None:
-        attempt = await _find_attempt(
+        found = await _find_attempt(
             session,
             tenant_id=tenant_id,
             provider=provider,
@@ -362,10 +373,10 @@ async def _refund_event(
         )
         if event.kind is not NeutralKind.REFUND_SUCCEEDED:
             return ApplyOutcome(EventResult.UNMATCHED, "no refund or payment matches")
-        if attempt is None or event.amount is None:
+        if found is None or event.amount is None:
             # Money went back that the books cannot place: until someone does, paycore would let
             # the merchant refund it again.
-            await alert_ops(
+            await alert(
                 session,
                 tenant_id=tenant_id,
                 livemode=event.livemode,
@@ -376,7 +387,7 @@ async def _refund_event(
             )
             return ApplyOutcome(EventResult.UNMATCHED, "no refund or payment matches")
         # Refunded at the provider directly: record it so the books agree with the provider.
-        order = await lock_order(session, order_id=attempt.order_id, tenant_id=tenant_id)
+        attempt, order = found
         refund = add_refund(
             session,
             order=order,
@@ -404,6 +415,22 @@ async def apply_neutral_event(
     settings: Settings,
     now: datetime,
 ) -> ApplyOutcome:
+    # The audit and outbox rows of the whole application go in one insert each, at the end.
+    async with batched_writes(session):
+        return await _apply(
+            session, tenant_id=tenant_id, provider=provider, event=event, settings=settings, now=now
+        )
+
+
+async def _apply(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    provider: str,
+    event: NeutralEvent,
+    settings: Settings,
+    now: datetime,
+) -> ApplyOutcome:
     actor = Actor(name=f"provider:{provider}")
     if event.kind is NeutralKind.IGNORED:
         return ApplyOutcome(EventResult.IGNORED, f"event type {event.type!r} is not one paycore acts on")
@@ -411,7 +438,7 @@ async def apply_neutral_event(
         return await _refund_event(
             session, tenant_id=tenant_id, provider=provider, event=event, actor=actor, now=now
         )
-    attempt = await _find_attempt(
+    found = await _find_attempt(
         session,
         tenant_id=tenant_id,
         provider=provider,
@@ -419,9 +446,9 @@ async def apply_neutral_event(
         payment_ref=event.payment_ref,
         attempt_id=event.merchant_reference,
     )
-    if attempt is None:
+    if found is None:
         if event.kind is NeutralKind.PAYMENT_SUCCEEDED:
-            await alert_ops(
+            await alert(
                 session,
                 tenant_id=tenant_id,
                 livemode=event.livemode,
@@ -431,15 +458,18 @@ async def apply_neutral_event(
                 details={"payment_ref": event.payment_ref, "reference": event.merchant_reference},
             )
         return ApplyOutcome(EventResult.UNMATCHED, "no payment attempt matches")
+    attempt, order = found
     if event.kind is NeutralKind.PAYMENT_SUCCEEDED:
-        return await _payment_succeeded(session, attempt, event, actor=actor, now=now, settings=settings)
+        return await _payment_succeeded(
+            session, attempt, order, event, actor=actor, now=now, settings=settings
+        )
     if event.kind is NeutralKind.PAYMENT_FAILED:
-        return await _payment_failed(session, attempt, event, actor=actor)
+        return await _payment_failed(session, attempt, order, event, actor=actor)
     if event.kind in (NeutralKind.PAYMENT_PENDING, NeutralKind.PAYMENT_AUTHORIZED):
         return _payment_pending(attempt)
     if event.kind is NeutralKind.PAYMENT_NEEDS_REVIEW:
         return await _payment_under_review(session, attempt, event, provider=provider)
-    await alert_ops(
+    await alert(
         session,
         tenant_id=tenant_id,
         livemode=event.livemode,

@@ -1,17 +1,20 @@
-"""The webhook inbox: store first (and commit), apply after, retry what failed.
+"""The webhook inbox: store first, apply after, retry what failed.
 
-Once `store_event` returns, the event cannot be lost: applying it may fail (a bug, a lock
-timeout) and is then retried with backoff by `retry_unapplied_events`, until it is applied or
-marked `failed` for a person to look at and replay.
+A webhook's event is stored and applied in one transaction, the application inside a SAVEPOINT
+(`store_and_apply_event`): if applying fails, only the savepoint is rolled back and the stored
+event still commits. So once the transaction commits the event cannot be lost: applying it may
+fail (a bug, a lock timeout) and is then retried with backoff by `retry_unapplied_events`, until
+it is applied or marked `failed` for a person to look at and replay.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.clock import utcnow
 from paycore.config import Settings
@@ -61,6 +64,25 @@ def neutral_from_payload(
     return registry.get(provider).to_neutral(payload, livemode=livemode)
 
 
+def _inbox_row(
+    *, tenant_id: str, provider: str, event: NeutralEvent, payload: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": new_id("evt"),
+        "tenant_id": tenant_id,
+        "livemode": event.livemode,
+        "provider": provider,
+        "provider_event_id": event.provider_event_id,
+        "type": event.type[:100],
+        # What the provider signed may hold text no database stores (a NUL a buyer typed): kept
+        # readable rather than refused, which would have the provider resend forever.
+        "payload": storable_document(payload),
+        "received_at": now,
+        "attempts": 0,
+        "correlation_id": current_request_id(),
+    }
+
+
 async def store_event(
     database: Database,
     *,
@@ -69,29 +91,144 @@ async def store_event(
     event: NeutralEvent,
     payload: dict[str, Any],
 ) -> str | None:
-    """Insert into the inbox and commit. Returns the new row's id, or None for a duplicate."""
-    event_id = new_id("evt")
+    """Insert into the inbox and commit, unapplied. Returns the new row's id, or None for a duplicate."""
+    row = _inbox_row(tenant_id=tenant_id, provider=provider, event=event, payload=payload, now=utcnow())
     async with database.session(write=True) as session:
         result = await session.execute(
             upsert_insert(session, PaymentEvent.__table__)
-            .values(
-                id=event_id,
-                tenant_id=tenant_id,
-                livemode=event.livemode,
-                provider=provider,
-                provider_event_id=event.provider_event_id,
-                type=event.type[:100],
-                # What the provider signed may hold text no database stores (a NUL a buyer typed):
-                # kept readable rather than refused, which would have the provider resend forever.
-                payload=storable_document(payload),
-                received_at=utcnow(),
-                attempts=0,
-                correlation_id=current_request_id(),
-            )
+            .values(**row)
             .on_conflict_do_nothing(index_elements=["tenant_id", "provider", "provider_event_id"])
         )
         stored = bool(getattr(result, "rowcount", 0))
-    return event_id if stored else None
+    return str(row["id"]) if stored else None
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What became of a delivered event: `event_id` None for a duplicate; `result` None when
+    applying it failed and is left to the retry job (or another process applied it)."""
+
+    event_id: str | None
+    result: EventResult | None = None
+
+
+def _same_event(tenant_id: str, provider: str, provider_event_id: str) -> Any:
+    return and_(
+        PaymentEvent.tenant_id == tenant_id,
+        PaymentEvent.provider == provider,
+        PaymentEvent.provider_event_id == provider_event_id,
+    )
+
+
+async def already_stored(
+    database: Database, *, tenant_id: str, provider: str, provider_event_id: str
+) -> bool:
+    """True when the inbox already holds this event, committed.
+
+    Read outside any transaction (on PostgreSQL one round trip, in autocommit) and without waiting
+    on a lock: a provider resending what it delivered already — the common duplicate, a storm of
+    them when a provider retries eagerly — is answered without opening a write transaction. A
+    False here proves nothing: the insert's ON CONFLICT remains the one guard.
+    """
+    statement = select(literal(1)).where(_same_event(tenant_id, provider, provider_event_id)).limit(1)
+    if database.dialect_name == "postgresql":
+        async with database.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            return (await autocommit.execute(statement)).first() is not None
+    async with database.session(write=False) as session:
+        return (await session.execute(statement)).first() is not None
+
+
+async def store_and_apply_event(
+    database: Database,
+    settings: Settings,
+    *,
+    tenant_id: str,
+    provider: str,
+    event: NeutralEvent,
+    payload: dict[str, Any],
+) -> Received:
+    """Store a verified event in the inbox and apply it, in one transaction.
+
+    The insert comes first and claims the event (`processed_at` set): a concurrent delivery of the
+    same event waits on ON CONFLICT for this transaction, then finds the row and is a duplicate.
+    The application runs inside a SAVEPOINT: when it fails, the savepoint is rolled back, the row
+    is marked for a retry, and the stored event still commits — a database error that outlives the
+    savepoint (the connection lost) fails the whole request, and the provider sends it again.
+    """
+    now = utcnow()
+    async with database.session(write=True) as session:
+        event_id = await session.scalar(
+            upsert_insert(session, PaymentEvent.__table__)
+            .values(
+                **_inbox_row(tenant_id=tenant_id, provider=provider, event=event, payload=payload, now=now),
+                processed_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["tenant_id", "provider", "provider_event_id"])
+            .returning(PaymentEvent.__table__.c.id)
+        )
+        if event_id is None:
+            return Received(event_id=None)
+        result = await _apply_in_savepoint(
+            session, settings, event_id, tenant_id=tenant_id, provider=provider, event=event, now=now
+        )
+    if result is not None:
+        WEBHOOK_EVENTS.labels(provider=provider, outcome=result.value).inc()
+    else:
+        WEBHOOK_EVENTS.labels(provider=provider, outcome="deferred").inc()
+    return Received(event_id=event_id, result=result)
+
+
+async def _apply_in_savepoint(
+    session: AsyncSession,
+    settings: Settings,
+    event_id: str,
+    *,
+    tenant_id: str,
+    provider: str,
+    event: NeutralEvent,
+    now: datetime,
+) -> EventResult | None:
+    error = "the order kept changing while applying"
+    for _ in range(_IMMEDIATE_TRIES):
+        try:
+            async with session.begin_nested():
+                outcome = await apply_neutral_event(
+                    session, tenant_id=tenant_id, provider=provider, event=event, settings=settings, now=now
+                )
+        except OrderChanged:
+            continue  # someone moved the order between our read and write: decide again
+        except Exception as exc:  # the event must outlive any failure: log, schedule a retry
+            log.exception("payment_event_apply_failed", event_id=event_id)
+            error = f"{type(exc).__name__}: {exc}"
+            break
+        else:
+            await session.execute(
+                update(PaymentEvent)
+                .where(PaymentEvent.id == event_id)
+                .values(result=outcome.result)
+                .execution_options(synchronize_session=False)
+            )
+            log.info(
+                "payment_event_applied", event_id=event_id, result=outcome.result.value, note=outcome.note
+            )
+            return outcome.result
+    # Left for the retry job (unclaimed, its first attempt counted), unless one attempt is all
+    # it may have.
+    final = settings.event_max_apply_attempts <= 1
+    await session.execute(
+        update(PaymentEvent)
+        .where(PaymentEvent.id == event_id)
+        .values(
+            processed_at=None,
+            attempts=1,
+            error=error[:4000],
+            result=EventResult.FAILED if final else None,
+            next_attempt_at=None if final else now + retry_delay(1),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return EventResult.FAILED if final else None
 
 
 async def _record_failure(

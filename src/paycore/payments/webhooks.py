@@ -2,15 +2,17 @@
 
 Fail closed: an unknown provider or tenant, a missing or wrong signature, a body that is not the
 provider's event — each is refused with a 4xx, counted, and changes nothing. A verified event is
-committed to the inbox before anything else happens; only a failure to store it answers 503 (so
-the provider sends it again). A failure to apply it still answers 200: the inbox retries it.
+stored in the inbox and applied in one transaction, the application inside a savepoint, so the
+stored event commits even when applying it fails; only a failure to store it answers 503 (so the
+provider sends it again). A failure to apply it still answers 200: the inbox retries it. A
+delivery of an event already stored is answered from one read, before any write transaction, and
+copies arriving while it is being stored wait for that in this process, holding no connection.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from paycore.clock import utcnow
@@ -20,7 +22,8 @@ from paycore.errors import InvalidRequest, NotFound, ServiceUnavailable
 from paycore.logging import get_logger
 from paycore.ops.metrics import WEBHOOK_EVENTS, WEBHOOK_REJECTIONS
 from paycore.payments.capture import capture_authorized
-from paycore.payments.inbox import apply_stored_event, store_event
+from paycore.payments.in_flight import InFlight
+from paycore.payments.inbox import Received, already_stored, store_and_apply_event
 from paycore.payments.providers.base import (
     NeutralKind,
     ProviderAccount,
@@ -31,15 +34,20 @@ from paycore.payments.providers.base import (
 )
 from paycore.payments.providers.registry import ProviderRegistry
 from paycore.payments.schemas import WebhookReceivedOut
-from paycore.tenancy.models import Tenant
+from paycore.payments.webhook_tenants import WebhookTenants
 
 log = get_logger(__name__)
+
+# Copies of one event arriving together in this process: one stores it, the rest wait without a
+# database connection (see `in_flight`).
+_IN_FLIGHT = InFlight()
 
 
 async def receive_webhook(
     database: Database,
     registry: ProviderRegistry,
     settings: Settings,
+    tenants: WebhookTenants,
     *,
     provider_name: str,
     tenant_slug: str,
@@ -51,8 +59,7 @@ async def receive_webhook(
     except NotFound:
         WEBHOOK_REJECTIONS.labels(provider="unknown", reason="unknown_provider").inc()
         raise
-    async with database.session(write=False) as session:
-        tenant = await session.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
+    tenant = await tenants.by_slug(database, tenant_slug)
     if tenant is None:
         WEBHOOK_REJECTIONS.labels(provider=provider.name, reason="unknown_tenant").inc()
         raise NotFound(f"No tenant '{tenant_slug}'.", code="tenant_not_found")
@@ -85,9 +92,18 @@ async def receive_webhook(
             code="webhook_signature_invalid",
         )
 
+    async def store() -> Received:
+        if await already_stored(
+            database, tenant_id=tenant.id, provider=provider.name, provider_event_id=event.provider_event_id
+        ):
+            return Received(event_id=None)
+        return await store_and_apply_event(
+            database, settings, tenant_id=tenant.id, provider=provider.name, event=event, payload=payload
+        )
+
     try:
-        event_id = await store_event(
-            database, tenant_id=tenant.id, provider=provider.name, event=event, payload=payload
+        received = await _IN_FLIGHT.first_or_wait(
+            (id(database), tenant.id, provider.name, event.provider_event_id), store, Received(event_id=None)
         )
     except SQLAlchemyError:
         log.exception(
@@ -96,10 +112,10 @@ async def receive_webhook(
         raise ServiceUnavailable(
             "The event could not be stored; send it again.", code="webhook_store_failed"
         ) from None
-    if event_id is None:
+    if received.event_id is None:
         WEBHOOK_EVENTS.labels(provider=provider.name, outcome="duplicate").inc()
         return WebhookReceivedOut(duplicate=True)
-    result = await apply_stored_event(database, registry, settings, event_id)
+    result = received.result
     if event.kind is NeutralKind.PAYMENT_AUTHORIZED:
         verified_account = ProviderAccount(
             tenant_id=tenant.id, tenant_slug=tenant.slug, livemode=verified.livemode
@@ -107,4 +123,6 @@ async def receive_webhook(
         await capture_authorized(
             database, registry, settings, account=verified_account, provider_name=provider.name, event=event
         )
-    return WebhookReceivedOut(duplicate=False, event=event_id, result=result.value if result else "queued")
+    return WebhookReceivedOut(
+        duplicate=False, event=received.event_id, result=result.value if result else "queued"
+    )

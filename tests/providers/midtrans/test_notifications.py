@@ -250,7 +250,7 @@ class TestOurAnswers:
         async def broken(*args: object, **kwargs: object) -> str:
             raise OperationalError("INSERT", {}, Exception("disk full"))
 
-        monkeypatch.setattr("paycore.payments.webhooks.store_event", broken)
+        monkeypatch.setattr("paycore.payments.webhooks.store_and_apply_event", broken)
         response = await notify(paycore, shop, notification)
         assert response.status_code == 503
         monkeypatch.undo()
