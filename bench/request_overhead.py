@@ -123,5 +123,7 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--database-url", default=None, help="a URL, or `sqlite`; default: throwaway PostgreSQL")
+    parser.add_argument(
+        "--database-url", default=None, help="a URL, or `sqlite`; default: throwaway PostgreSQL"
+    )
     run_main(lambda: main(parser.parse_args()))

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from paycore import __version__
 from paycore.admin.endpoints import router as admin_router
+from paycore.auth.key_cache import ApiKeyCache
 from paycore.carts.endpoints import router as carts_router
 from paycore.catalog.endpoints import router as catalog_router
 from paycore.catalog.endpoints import storefront_router as storefront_catalog_router
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         if settings.redis_url is not None:
             app.state.redis = Redis.from_url(settings.redis_url.get_secret_value())
         await app.state.invalidations.start(app.state.database)
+        await app.state.api_keys.use.start(app.state.database)
         if settings.is_production:
             await warn_about_refused_webhooks(app.state.database, app.state.providers)
             if app.state.database.dialect_name == "sqlite":
@@ -114,6 +116,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         finally:
             app.state.shutting_down = True
             await app.state.invalidations.stop()
+            await app.state.api_keys.use.stop(app.state.database)
             if app.state.providers is not None:
                 await app.state.providers.aclose()
             if app.state.rate_limiter is not None:
@@ -144,8 +147,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.redis = None
     app.state.rate_limiter = None
-    app.state.standing = StandingCache()
     app.state.invalidations = invalidations_for(settings)
+    app.state.standing = StandingCache(
+        channel=app.state.invalidations, unconfirmed_seconds=settings.cache_unconfirmed_seconds
+    )
+    app.state.api_keys = ApiKeyCache(settings, app.state.invalidations)
     app.state.invalidations.subscribe(CacheKind.TENANT_STANDING, app.state.standing.drop)
     app.state.shutting_down = False
 
