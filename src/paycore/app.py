@@ -25,7 +25,7 @@ from paycore.errors import install_error_handlers
 from paycore.idempotency.dependencies import REPLAYED_HEADER, ReplaySaved, replay_saved_answer
 from paycore.idempotency.middleware import IdempotencyMiddleware
 from paycore.invalidation import CacheKind, invalidations_for
-from paycore.logging import configure_logging, get_logger
+from paycore.logging import cache_loggers, configure_logging, get_logger
 from paycore.merchant_webhooks.endpoints import router as webhook_endpoints_router
 from paycore.merchant_webhooks.targets import warn_if_private_targets_allowed
 from paycore.middleware import (
@@ -207,4 +207,5 @@ def create_app_from_environment() -> FastAPI:
     """The factory `paycore serve --workers N` gives uvicorn: each process sets itself up."""
     settings = load_settings()
     configure_logging(level=settings.log_level, json=settings.effective_log_format == "json")
+    cache_loggers()
     return create_app(settings)

@@ -13,6 +13,7 @@ import uvicorn
 from paycore.app import create_app
 from paycore.cli.common import console, fail, settings_or_exit
 from paycore.config import ENV_PREFIX, Settings
+from paycore.logging import cache_loggers
 from paycore.ops.metrics import MULTIPROC_ENV
 from paycore.serving import (
     AddressInUse,
@@ -67,6 +68,7 @@ def serve(
     listening = _bind_or_exit(host, port)
     _announce(host, port, settings, with_worker=False)
     if workers == 1:
+        cache_loggers()
         run_event_loop(serve_api(create_app(settings), settings, host=host, port=port, sockets=[listening]))
         return
     listening.close()  # uvicorn's supervisor binds for its processes; the port was free just now
@@ -102,6 +104,7 @@ def run(host: HostOption = None, port: PortOption = None) -> None:
     host, port, settings = _address(settings_or_exit(), host, port)
     listening = _bind_or_exit(host, port)
     _announce(host, port, settings, with_worker=True)
+    cache_loggers()
     run_event_loop(
         run_api_and_worker(create_app(settings), settings, host=host, port=port, sockets=[listening])
     )
