@@ -44,7 +44,7 @@ from paycore.payments.endpoints import webhook_router
 from paycore.payments.providers.registry import ProviderRegistry, breakers_for, build_registry
 from paycore.platform.endpoints import router as platform_router
 from paycore.provider_credentials.endpoints import router as provider_credentials_router
-from paycore.provider_credentials.service import webhooks_without_secret
+from paycore.provider_credentials.service import CredentialStore, credential_cache, webhooks_without_secret
 from paycore.provisioning_targets.endpoints import router as provisioning_targets_router
 from paycore.ratelimit import RateLimiter, RateLimitMiddleware
 from paycore.sandbox.endpoints import router as sandbox_router
@@ -83,6 +83,13 @@ async def warn_about_refused_webhooks(database: Database, registry: ProviderRegi
         )
 
 
+def registry_for(app: FastAPI, database: Database) -> ProviderRegistry:
+    """The providers, reading credentials through this app's cache of them."""
+    settings: Settings = app.state.settings
+    store = CredentialStore(database, settings, cache=app.state.credential_cache)
+    return build_registry(settings, database, app.state.breakers, credentials=store)
+
+
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the app. A given `database` is used as is and left open at shutdown (tests)."""
     settings = settings or load_settings()
@@ -96,7 +103,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         if owns_database:
             app.state.database = Database(create_engine(settings))
         if app.state.providers is None:
-            app.state.providers = build_registry(settings, app.state.database, app.state.breakers)
+            app.state.providers = registry_for(app, app.state.database)
         if settings.redis_url is not None:
             app.state.redis = Redis.from_url(settings.redis_url.get_secret_value())
         await app.state.invalidations.start(app.state.database)
@@ -142,12 +149,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.instance_id = secrets.token_hex(8)
     app.state.database = database
     app.state.breakers = breakers_for(settings)
-    app.state.providers = (
-        build_registry(settings, database, app.state.breakers) if database is not None else None
-    )
     app.state.redis = None
     app.state.rate_limiter = None
     app.state.invalidations = invalidations_for(settings)
+    app.state.credential_cache = credential_cache(settings, app.state.invalidations)
+    app.state.providers = registry_for(app, database) if database is not None else None
     app.state.standing = StandingCache(
         channel=app.state.invalidations, unconfirmed_seconds=settings.cache_unconfirmed_seconds
     )

@@ -21,7 +21,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from paycore.circuit import Breakers
+from paycore.app import registry_for
 from paycore.config import Settings
 from paycore.db import Database, create_engine
 from paycore.logging import get_logger
@@ -249,12 +249,11 @@ async def run_api_and_worker(
     server = _Server(uvicorn_config(app, settings, host=host, port=port))
     _on_signals(stop, server, app=app, drain_seconds=settings.shutdown_drain_seconds)
     database = Database(create_engine(settings))
-    breakers: Breakers = app.state.breakers
-    registry = build_registry(settings, database, breakers)
+    registry = registry_for(app, database)
     app.state.database = database
     app.state.providers = registry
     try:
-        async with assembled_worker(settings, database, registry, breakers) as worker:
+        async with assembled_worker(settings, database, registry, app.state.breakers) as worker:
             worker_task = asyncio.create_task(worker.run(stop))
             probe: asyncio.Task[None] | None = None
             if "public_url" in settings.model_fields_set:
