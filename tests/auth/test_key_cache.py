@@ -76,7 +76,7 @@ class StatementCounter:
 class TestServedFromMemory:
     async def test_a_known_key_costs_no_statement_and_revocation_is_heard_at_once(self, db: Database) -> None:
         channel = await started(ListeningChannel(), db)
-        cache = ApiKeyCache(make_settings(), channel)
+        cache = ApiKeyCache(make_settings(), channel, clock=Clock())
         plaintext, key_id, tenant_id = await new_key(db)
         first = await cache.authenticate(db, plaintext, now=utcnow())
         counter = StatementCounter(db)
@@ -153,7 +153,8 @@ class TestServedFromMemory:
 
 class TestBounded:
     async def test_least_recently_used_keys_go_first(self, db: Database) -> None:
-        cache = ApiKeyCache(make_settings(api_key_cache_entries=2), await started(ListeningChannel(), db))
+        channel = await started(ListeningChannel(), db)
+        cache = ApiKeyCache(make_settings(api_key_cache_entries=2), channel, clock=Clock())
         keys = [(await new_key(db))[0] for _ in range(3)]
         for plaintext in (keys[0], keys[1], keys[0], keys[2]):
             await cache.authenticate(db, plaintext, now=utcnow())
@@ -167,7 +168,8 @@ class TestBounded:
         assert counter.count == 1
 
     async def test_made_up_keys_are_refused_from_a_small_cache_of_their_own(self, db: Database) -> None:
-        cache = ApiKeyCache(make_settings(), await started(ListeningChannel(), db))
+        # A clock that stands still: a slow machine must not expire entries mid-test.
+        cache = ApiKeyCache(make_settings(), await started(ListeningChannel(), db), clock=Clock())
         plaintext, _, _ = await new_key(db)
         await cache.authenticate(db, plaintext, now=utcnow())
         made_up = [plaintext[:-8] + f"{number:08d}" for number in range(REFUSED_ENTRIES + 10)]

@@ -19,6 +19,9 @@ from tests.provider_credentials.test_credentials_api import SECRET, registry_wit
 class TestCredentialCache:
     async def test_read_once_then_dropped_on_every_change(self, db: Database, settings: Settings) -> None:
         shop = await open_shop(db)
+        # Trusted a minute even before (or without) a listener: a loaded machine must not turn
+        # "served from memory" into a re-read; dropping on a change is what is under test.
+        settings = settings.model_copy(update={"cache_unconfirmed_seconds": 60.0})
         app = create_app(settings, database=db)
         app.state.providers = registry_with_acme(settings, db)
         await app.state.invalidations.start(db)  # what the lifespan does
