@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from paycore import __version__
 from paycore.admin.endpoints import router as admin_router
+from paycore.auth.key_cache import ApiKeyCache
 from paycore.carts.endpoints import router as carts_router
 from paycore.catalog.endpoints import router as catalog_router
 from paycore.catalog.endpoints import storefront_router as storefront_catalog_router
@@ -24,7 +25,7 @@ from paycore.errors import install_error_handlers
 from paycore.idempotency.dependencies import REPLAYED_HEADER, ReplaySaved, replay_saved_answer
 from paycore.idempotency.middleware import IdempotencyMiddleware
 from paycore.invalidation import CacheKind, invalidations_for
-from paycore.logging import configure_logging, get_logger
+from paycore.logging import cache_loggers, configure_logging, get_logger
 from paycore.merchant_webhooks.endpoints import router as webhook_endpoints_router
 from paycore.merchant_webhooks.targets import warn_if_private_targets_allowed
 from paycore.middleware import (
@@ -43,7 +44,7 @@ from paycore.payments.endpoints import webhook_router
 from paycore.payments.providers.registry import ProviderRegistry, breakers_for, build_registry
 from paycore.platform.endpoints import router as platform_router
 from paycore.provider_credentials.endpoints import router as provider_credentials_router
-from paycore.provider_credentials.service import webhooks_without_secret
+from paycore.provider_credentials.service import CredentialStore, credential_cache, webhooks_without_secret
 from paycore.provisioning_targets.endpoints import router as provisioning_targets_router
 from paycore.ratelimit import RateLimiter, RateLimitMiddleware
 from paycore.sandbox.endpoints import router as sandbox_router
@@ -82,6 +83,13 @@ async def warn_about_refused_webhooks(database: Database, registry: ProviderRegi
         )
 
 
+def registry_for(app: FastAPI, database: Database) -> ProviderRegistry:
+    """The providers, reading credentials through this app's cache of them."""
+    settings: Settings = app.state.settings
+    store = CredentialStore(database, settings, cache=app.state.credential_cache)
+    return build_registry(settings, database, app.state.breakers, credentials=store)
+
+
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the app. A given `database` is used as is and left open at shutdown (tests)."""
     settings = settings or load_settings()
@@ -95,10 +103,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         if owns_database:
             app.state.database = Database(create_engine(settings))
         if app.state.providers is None:
-            app.state.providers = build_registry(settings, app.state.database, app.state.breakers)
+            app.state.providers = registry_for(app, app.state.database)
         if settings.redis_url is not None:
             app.state.redis = Redis.from_url(settings.redis_url.get_secret_value())
         await app.state.invalidations.start(app.state.database)
+        await app.state.api_keys.use.start(app.state.database)
         if settings.is_production:
             await warn_about_refused_webhooks(app.state.database, app.state.providers)
             if app.state.database.dialect_name == "sqlite":
@@ -114,6 +123,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         finally:
             app.state.shutting_down = True
             await app.state.invalidations.stop()
+            await app.state.api_keys.use.stop(app.state.database)
             if app.state.providers is not None:
                 await app.state.providers.aclose()
             if app.state.rate_limiter is not None:
@@ -139,13 +149,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.instance_id = secrets.token_hex(8)
     app.state.database = database
     app.state.breakers = breakers_for(settings)
-    app.state.providers = (
-        build_registry(settings, database, app.state.breakers) if database is not None else None
-    )
     app.state.redis = None
     app.state.rate_limiter = None
-    app.state.standing = StandingCache()
     app.state.invalidations = invalidations_for(settings)
+    app.state.credential_cache = credential_cache(settings, app.state.invalidations)
+    app.state.providers = registry_for(app, database) if database is not None else None
+    app.state.standing = StandingCache(
+        channel=app.state.invalidations, unconfirmed_seconds=settings.cache_unconfirmed_seconds
+    )
+    app.state.api_keys = ApiKeyCache(settings, app.state.invalidations)
     app.state.invalidations.subscribe(CacheKind.TENANT_STANDING, app.state.standing.drop)
     app.state.shutting_down = False
 
@@ -201,4 +213,5 @@ def create_app_from_environment() -> FastAPI:
     """The factory `paycore serve --workers N` gives uvicorn: each process sets itself up."""
     settings = load_settings()
     configure_logging(level=settings.log_level, json=settings.effective_log_format == "json")
+    cache_loggers()
     return create_app(settings)

@@ -118,6 +118,14 @@ class Settings(BaseSettings):
     # Counters one process keeps in memory (without Redis); past it the oldest are dropped.
     rate_limit_memory_max_keys: int = Field(default=100_000, ge=100, le=10_000_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=100 * 1_048_576)
+    # API keys, tenant standing and provider credentials are cached per process. While the
+    # invalidation listener hears every process, a key is trusted this long (a revocation still
+    # reaches every process within a second; this bounds a message lost on a silently broken
+    # connection); while it does not (listener down, SQLite and the CLI), every cache entry is
+    # trusted only `cache_unconfirmed_seconds`.
+    api_key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
+    api_key_cache_entries: int = Field(default=10_000, ge=1, le=1_000_000)
+    cache_unconfirmed_seconds: float = Field(default=1.0, ge=0, le=60)
     # On SIGTERM, keep serving this long with /ready answering 503, so load balancers stop
     # sending requests before the server stops accepting them.
     shutdown_drain_seconds: float = Field(default=0.0, ge=0, le=300)

@@ -143,6 +143,8 @@ def configure_logging(*, level: str, json: bool, stream: IO[str] | None = None) 
     logging.getLogger("stripe").setLevel(max(logging.INFO, root.level))
     structlog.configure(
         processors=[
+            # First: an event below the level is dropped before any processor works on it.
+            structlog.stdlib.filter_by_level,
             *_shared_processors(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
@@ -150,6 +152,13 @@ def configure_logging(*, level: str, json: bool, stream: IO[str] | None = None) 
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+
+
+def cache_loggers() -> None:
+    """For a server process, once logging is configured for good: each module's logger is built
+    on its first call instead of on every call. Not in tests: `structlog.testing.capture_logs`
+    reconfigures structlog, which a logger built earlier would not see."""
+    structlog.configure(cache_logger_on_first_use=True)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -6,6 +6,7 @@ status even of streamed responses.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Any
@@ -28,6 +29,7 @@ from paycore.logging import get_logger, reset_request_id, set_request_id
 from paycore.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS, OTHER_METHOD, UNMATCHED_ROUTE
 
 log = get_logger("paycore.http")
+_access_log = logging.getLogger("paycore.http")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is kept only when it is a plain token: it lands in logs and response headers.
@@ -96,20 +98,39 @@ class RequestContextMiddleware:
                 route_template(scope),
                 response["status"],
             )
-            method_series = method_label(method)
-            HTTP_REQUESTS.labels(method=method_series, route=route, status=str(status)).inc()
-            HTTP_LATENCY.labels(method=method_series, route=route).observe(elapsed)
-            log_access = log.debug if scope["path"] in _QUIET_PATHS else log.info
-            log_access(
-                "http_request",
-                method=method,
-                path=scope["path"],
-                route=route,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-                client=(scope.get("client") or (None,))[0],
-            )
+            counted, timed = _series(method_label(method), route, status)
+            counted.inc()
+            timed.observe(elapsed)
+            quiet = scope["path"] in _QUIET_PATHS
+            # Checked here: a probe's line is built (processors, timestamp) only if it is written.
+            if not quiet or _access_log.isEnabledFor(logging.DEBUG):
+                (log.debug if quiet else log.info)(
+                    "http_request",
+                    method=method,
+                    path=scope["path"],
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                    client=(scope.get("client") or (None,))[0],
+                )
             reset_request_id(token)
+
+
+# The labelled children of the two HTTP metrics, found once per (method, route, status) instead
+# of through `labels()` (its lock and label checks) on every request. Bounded: methods are
+# `method_label`'s few, routes are the app's templates, statuses are HTTP's.
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    found = _SERIES.get((method, route, status))
+    if found is None:
+        found = (
+            HTTP_REQUESTS.labels(method=method, route=route, status=str(status)),
+            HTTP_LATENCY.labels(method=method, route=route),
+        )
+        _SERIES[(method, route, status)] = found
+    return found
 
 
 async def send_json(send: Send, status: int, body: bytes, extra_headers: list[tuple[bytes, bytes]]) -> None:

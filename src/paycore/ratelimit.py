@@ -195,6 +195,7 @@ class RateLimitMiddleware:
                 return None  # not a key's shape: no database round trip
             context = await authenticate_headers(
                 database,
+                scope["app"].state.api_keys,
                 authorization=headers.get("authorization"),
                 ip=_client_address(scope),
                 user_agent=headers.get("user-agent"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import os
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator
@@ -20,7 +21,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from paycore.circuit import Breakers
+from paycore.app import registry_for
 from paycore.config import Settings
 from paycore.db import Database, create_engine
 from paycore.logging import get_logger
@@ -50,6 +51,30 @@ def bind_listening_socket(host: str, port: int) -> socket.socket:
             raise AddressInUse(f"{host}:{port} is already in use") from None
         raise
     return sock
+
+
+# Each process opens its own pool (PAYCORE_DATABASE_POOL_SIZE + MAX_OVERFLOW connections): a
+# default that followed a 64-core host would pass PostgreSQL's max_connections (100).
+MAX_DEFAULT_WORKERS = 4
+
+
+def default_workers(settings: Settings, cpu_count: int | None = None) -> int:
+    """`paycore serve` without `--workers`: one process per core where several are safe, else 1.
+
+    One process stays the default when several would break a promise:
+    - SQLite: one writer at a time per file. Processes would wait on each other's file lock
+      (`database is locked`) instead of the in-process write queue, and no invalidation channel
+      reaches another process (cached keys and standing would be trusted only 1 s anyway);
+    - a drain on SIGTERM (PAYCORE_SHUTDOWN_DRAIN_SECONDS): only a single process handles the
+      signal itself; with several, uvicorn's supervisor does and there is no drain;
+    - rate limits kept in memory (no Redis): each process would count on its own, so every
+      limit (sign-in attempts too) would be multiplied by the number of processes.
+    """
+    if settings.is_sqlite or settings.shutdown_drain_seconds > 0:
+        return 1
+    if settings.rate_limit_enabled and settings.redis_url is None:
+        return 1
+    return max(1, min(cpu_count or os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
 
 
 def url_of(host: str, port: int) -> str:
@@ -137,6 +162,9 @@ def _on_signals(
         loop.add_signal_handler(sig, request_stop, sig)
 
 
+# uvicorn with httptools and uvloop. Granian 2.8.9 (ASGI, uvloop, one worker) was measured
+# against it on the same app (issue 13): no less server CPU per request on GET /health or an
+# authenticated read, so uvicorn stays (figures in the commit that added this comment).
 def uvicorn_config(
     app: FastAPI | str, settings: Settings, *, host: str, port: int, workers: int = 1
 ) -> uvicorn.Config:
@@ -224,12 +252,11 @@ async def run_api_and_worker(
     server = _Server(uvicorn_config(app, settings, host=host, port=port))
     _on_signals(stop, server, app=app, drain_seconds=settings.shutdown_drain_seconds)
     database = Database(create_engine(settings))
-    breakers: Breakers = app.state.breakers
-    registry = build_registry(settings, database, breakers)
+    registry = registry_for(app, database)
     app.state.database = database
     app.state.providers = registry
     try:
-        async with assembled_worker(settings, database, registry, breakers) as worker:
+        async with assembled_worker(settings, database, registry, app.state.breakers) as worker:
             worker_task = asyncio.create_task(worker.run(stop))
             probe: asyncio.Task[None] | None = None
             if "public_url" in settings.model_fields_set:

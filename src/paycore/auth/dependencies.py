@@ -9,9 +9,10 @@ from fastapi import Depends, Request
 
 from paycore.audit.service import Actor
 from paycore.auth.context import TenantContext
+from paycore.auth.key_cache import ApiKeyCache
+from paycore.auth.keys import parse_api_key
 from paycore.auth.models import KeyKind, Scope
 from paycore.auth.schemes import PublishableKeyScheme, SecretKeyScheme
-from paycore.auth.service import authenticate_api_key, needs_touch, touch_api_key
 from paycore.clock import utcnow
 from paycore.db import Database
 from paycore.dependencies import DatabaseDep, client_ip
@@ -39,23 +40,28 @@ def bearer_token(authorization: str | None) -> str:
 
 
 async def authenticate_headers(
-    database: Database, *, authorization: str | None, ip: str | None, user_agent: str | None
+    database: Database,
+    keys: ApiKeyCache,
+    *,
+    authorization: str | None,
+    ip: str | None,
+    user_agent: str | None,
 ) -> TenantContext:
     presented = bearer_token(authorization)
+    if parse_api_key(presented) is None:
+        raise AuthenticationFailed("Invalid API key provided.")
     now = utcnow()
-    async with database.session(write=False) as session:
-        found = await authenticate_api_key(session, presented, now=now)
-    if needs_touch(found.key, now):
-        async with database.session(write=True) as session:
-            await touch_api_key(session, key_id=found.key.id, now=now)
+    known = await keys.authenticate(database, presented, now=now)
+    if keys.use.note(known, now) and not keys.use.running:
+        await keys.use.flush(database)  # served without the lifespan's flusher: write it now
     return TenantContext(
-        tenant_id=found.tenant.id,
-        tenant_slug=found.tenant.slug,
-        livemode=found.key.livemode,
-        key_id=found.key.id,
-        key_kind=found.key.kind,
-        scopes=frozenset(Scope(scope) for scope in found.key.scopes),
-        actor=Actor(name=f"key:{found.key.id}", ip=ip, user_agent=user_agent),
+        tenant_id=known.tenant_id,
+        tenant_slug=known.tenant_slug,
+        livemode=known.livemode,
+        key_id=known.key_id,
+        key_kind=known.kind,
+        scopes=known.scopes,
+        actor=Actor(name=f"key:{known.key_id}", ip=ip, user_agent=user_agent),
     )
 
 
@@ -65,6 +71,7 @@ async def authenticate(request: Request, database: DatabaseDep) -> TenantContext
         return cached
     return await authenticate_headers(
         database,
+        request.app.state.api_keys,
         authorization=request.headers.get("authorization"),
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),

@@ -187,8 +187,20 @@ async def touch_api_key(session: AsyncSession, *, key_id: str, now: datetime | N
     return bool(getattr(result, "rowcount", 0))
 
 
-def needs_touch(key: ApiKey, now: datetime) -> bool:
-    return key.last_used_at is None or key.last_used_at < now - LAST_USED_RESOLUTION
+async def touch_api_keys(session: AsyncSession, *, key_ids: Sequence[str], now: datetime) -> None:
+    """Record use of several keys in one statement (the keys' batched `last_used_at`)."""
+    await session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id.in_(key_ids),
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=now)
+    )
+
+
+def needs_touch(last_used_at: datetime | None, now: datetime) -> bool:
+    return last_used_at is None or last_used_at < now - LAST_USED_RESOLUTION
 
 
 async def create_owner(

@@ -22,6 +22,7 @@ from paycore.cli.common import (
     write_session,
 )
 from paycore.clock import utcnow
+from paycore.invalidation import CacheKind, publish_from_outside
 from paycore.tenancy.service import get_tenant_by_slug
 
 app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -131,9 +132,14 @@ def revoke(
     settings = settings_or_exit(quiet_logs=True)
 
     async def work() -> bool:
-        async with write_session(settings) as session:
-            owner = await get_tenant_by_slug(session, tenant)
-            _, changed = await revoke_api_key(session, tenant_id=owner.id, key_id=key_id, actor=cli_actor())
+        async with database_for(settings) as database:
+            async with database.session(write=True) as session:
+                owner = await get_tenant_by_slug(session, tenant)
+                _, changed = await revoke_api_key(
+                    session, tenant_id=owner.id, key_id=key_id, actor=cli_actor()
+                )
+            # After the commit: every server forgets the key now, not when its cache expires.
+            await publish_from_outside(settings, database, CacheKind.API_KEY, key_id)
             return changed
 
     changed = run_async(work)

@@ -27,6 +27,7 @@ from paycore.cli.common import (
 )
 from paycore.clock import utcnow
 from paycore.idempotency.service import reseal_answers
+from paycore.invalidation import CacheKind, publish_from_outside
 from paycore.merchant_webhooks.sealing import reseal_endpoints
 from paycore.payments.providers.registry import build_registry
 from paycore.provider_credentials import service
@@ -113,7 +114,9 @@ def set_provider(
                     now=utcnow(),
                 )
                 shown = credentials_out(row, settings, owner.slug).model_dump(mode="json")
-                return shown, adapter.webhook_secret_required
+            # After the commit: every server forgets its cached credentials of this tenant.
+            await publish_from_outside(settings, database, CacheKind.PROVIDER_CREDENTIALS, owner.id)
+            return shown, adapter.webhook_secret_required
 
     shown, needs_webhook_secret = run_async(work)
     if as_json:
@@ -164,15 +167,17 @@ def delete_provider(provider: str, tenant: TenantOption, mode: ModeOption) -> No
     settings = settings_or_exit(quiet_logs=True)
 
     async def work() -> None:
-        async with database_for(settings) as database, database.session(write=True) as session:
-            owner = await get_tenant_by_slug(session, tenant)
-            await service.delete_credentials(
-                session,
-                tenant_id=owner.id,
-                provider=provider,
-                livemode=mode is KeyMode.LIVE,
-                actor=cli_actor(),
-            )
+        async with database_for(settings) as database:
+            async with database.session(write=True) as session:
+                owner = await get_tenant_by_slug(session, tenant)
+                await service.delete_credentials(
+                    session,
+                    tenant_id=owner.id,
+                    provider=provider,
+                    livemode=mode is KeyMode.LIVE,
+                    actor=cli_actor(),
+                )
+            await publish_from_outside(settings, database, CacheKind.PROVIDER_CREDENTIALS, owner.id)
 
     run_async(work)
     console.print(f"Deleted {provider} ({mode.value}) credentials of {tenant}.")

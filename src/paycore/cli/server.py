@@ -13,10 +13,12 @@ import uvicorn
 from paycore.app import create_app
 from paycore.cli.common import console, fail, settings_or_exit
 from paycore.config import ENV_PREFIX, Settings
+from paycore.logging import cache_loggers
 from paycore.ops.metrics import MULTIPROC_ENV
 from paycore.serving import (
     AddressInUse,
     bind_listening_socket,
+    default_workers,
     following_the_bound_address,
     run_api_and_worker,
     run_event_loop,
@@ -60,13 +62,23 @@ def _address(settings: Settings, host: str | None, port: int | None) -> tuple[st
 def serve(
     host: HostOption = None,
     port: PortOption = None,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes on this host.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes on this host (default: one per core, at most 4, on PostgreSQL "
+            "with Redis and no drain; otherwise 1).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (no background worker; run `paycore worker` beside it)."""
     host, port, settings = _address(settings_or_exit(), host, port)
+    workers = workers or default_workers(settings)
     listening = _bind_or_exit(host, port)
     _announce(host, port, settings, with_worker=False)
     if workers == 1:
+        cache_loggers()
         run_event_loop(serve_api(create_app(settings), settings, host=host, port=port, sockets=[listening]))
         return
     listening.close()  # uvicorn's supervisor binds for its processes; the port was free just now
@@ -102,6 +114,7 @@ def run(host: HostOption = None, port: PortOption = None) -> None:
     host, port, settings = _address(settings_or_exit(), host, port)
     listening = _bind_or_exit(host, port)
     _announce(host, port, settings, with_worker=True)
+    cache_loggers()
     run_event_loop(
         run_api_and_worker(create_app(settings), settings, host=host, port=port, sockets=[listening])
     )

@@ -9,10 +9,11 @@ process, and each cache's own TTL bounds how stale another process may be.
 from __future__ import annotations
 
 from paycore.config import Settings
+from paycore.db import Database
 from paycore.invalidation.channel import CacheKind, InvalidationChannel
 from paycore.logging import get_logger
 
-__all__ = ["CacheKind", "InvalidationChannel", "invalidations_for"]
+__all__ = ["CacheKind", "InvalidationChannel", "invalidations_for", "publish_from_outside"]
 
 log = get_logger(__name__)
 
@@ -33,3 +34,16 @@ def invalidations_for(settings: Settings) -> InvalidationChannel:
             "suspensions and key changes only when their cache entries expire",
         )
     return InvalidationChannel()
+
+
+async def publish_from_outside(
+    settings: Settings, database: Database, kind: CacheKind, key: str | None
+) -> None:
+    """Tell every server process, from one that does not serve (a CLI command), after the change
+    committed. On SQLite nobody can be told: the servers' short unconfirmed TTL bounds it."""
+    channel = invalidations_for(settings)
+    await channel.open_for_publishing(database)
+    try:
+        await channel.publish(kind, key)
+    finally:
+        await channel.stop()

@@ -18,6 +18,10 @@ CHANNEL = "paycore_invalidate"
 
 class CacheKind(StrEnum):
     TENANT_STANDING = "tenant_standing"
+    # Keyed by key id: revoked (or its scopes changed). None: every key (a tenant went away).
+    API_KEY = "api_key"
+    # Keyed by tenant id: that tenant's provider credentials were set or deleted.
+    PROVIDER_CREDENTIALS = "provider_credentials"
 
 
 # Called with the key to drop, or None for every entry of the kind.
@@ -50,6 +54,23 @@ class InvalidationChannel:
 
     def __init__(self) -> None:
         self._subscribers: defaultdict[CacheKind, list[Invalidate]] = defaultdict(list)
+        # Set by `start` (the app's lifespan). An app served without it never hears another
+        # process, so its caches must not keep anything (`trusted_for`).
+        self.started = False
+
+    @property
+    def hears_every_process(self) -> bool:
+        """True while a publish from any process reaches this one. In one process only: other
+        processes (a second server, `paycore keys revoke`) cannot reach it."""
+        return False
+
+    def trusted_for(self, seconds: float, *, unconfirmed: float) -> float:
+        """How long a cached entry may be served: `seconds` while every process's invalidations
+        reach this one; `unconfirmed` (short) while they may not (listener down, SQLite, no
+        shared channel); nothing at all before `start`. This is the fail-closed bound."""
+        if self.hears_every_process:
+            return seconds
+        return min(seconds, unconfirmed) if self.started else 0.0
 
     def subscribe(self, kind: CacheKind, invalidate: Invalidate) -> None:
         self._subscribers[kind].append(invalidate)
@@ -78,7 +99,10 @@ class InvalidationChannel:
         return None
 
     async def start(self, database: Database) -> None:  # noqa: ARG002 (nothing to listen to)
-        return None
+        self.started = True
+
+    async def open_for_publishing(self, database: Database) -> None:
+        """Ready to publish without listening (a CLI command that changed something)."""
 
     async def stop(self) -> None:
-        return None
+        self.started = False

@@ -24,7 +24,12 @@ class PostgresInvalidations(InvalidationChannel):
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
 
+    @property
+    def hears_every_process(self) -> bool:
+        return self.listening.is_set()
+
     async def start(self, database: Database) -> None:
+        self.started = True
         self._database = database
         self._task = asyncio.create_task(
             listen_forever(
@@ -37,12 +42,16 @@ class PostgresInvalidations(InvalidationChannel):
             )
         )
 
+    async def open_for_publishing(self, database: Database) -> None:
+        self._database = database
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self.started = False
 
     async def _broadcast(self, payload: str) -> None:
         if self._database is None:  # not started: an app served without its lifespan (tests)

@@ -24,9 +24,17 @@ class RedisInvalidations(InvalidationChannel):
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
 
+    @property
+    def hears_every_process(self) -> bool:
+        return self.listening.is_set()
+
     async def start(self, database: Database) -> None:  # noqa: ARG002 (Redis carries it)
+        self.started = True
         self._client = Redis.from_url(self._redis_url, socket_connect_timeout=5)
         self._task = asyncio.create_task(self._listen_forever())
+
+    async def open_for_publishing(self, database: Database) -> None:  # noqa: ARG002 (Redis carries it)
+        self._client = Redis.from_url(self._redis_url, socket_connect_timeout=5)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -37,6 +45,7 @@ class RedisInvalidations(InvalidationChannel):
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        self.started = False
 
     async def _broadcast(self, payload: str) -> None:
         if self._client is None:  # not started: an app served without its lifespan (tests)

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from paycore.auth.dependencies import ReadKeyDep, WriteKeyDep
 from paycore.clock import utcnow
 from paycore.config import Settings
-from paycore.dependencies import ReadSessionDep, RegistryDep, SettingsDep, WriteSessionDep
+from paycore.dependencies import DatabaseDep, ReadSessionDep, RegistryDep, SettingsDep
 from paycore.errors import InvalidRequest, NotFound
+from paycore.invalidation import CacheKind, InvalidationChannel
 from paycore.payments.providers.base import PaymentProvider
 from paycore.payments.providers.registry import ProviderRegistry
 from paycore.provider_credentials import service
@@ -46,7 +47,8 @@ async def put_provider_credentials(
     provider: str,
     body: ProviderCredentialsIn,
     context: WriteKeyDep,
-    session: WriteSessionDep,
+    request: Request,
+    database: DatabaseDep,
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> ProviderCredentialsOut:
@@ -57,23 +59,26 @@ async def put_provider_credentials(
     if context.livemode and not adapter.supports_livemode:
         raise InvalidRequest(f"The {provider} provider takes test-mode payments only.", param="provider")
     assert adapter.credentials_model is not None
-    row = await service.set_credentials(
-        session,
-        settings,
-        tenant_id=context.tenant_id,
-        provider=provider,
-        livemode=context.livemode,
-        model=adapter.credentials_model,
-        secret_fields=adapter.secret_fields,
-        update=service.CredentialUpdate(
-            credentials=body.credentials,
-            webhook_secret=body.webhook_secret,
-            previous_webhook_secret_valid_hours=body.previous_webhook_secret_valid_hours,
-        ),
-        actor=context.actor,
-        now=utcnow(),
-    )
-    return credentials_out(row, settings, context.tenant_slug)
+    async with database.session(write=True) as session:
+        row = await service.set_credentials(
+            session,
+            settings,
+            tenant_id=context.tenant_id,
+            provider=provider,
+            livemode=context.livemode,
+            model=adapter.credentials_model,
+            secret_fields=adapter.secret_fields,
+            update=service.CredentialUpdate(
+                credentials=body.credentials,
+                webhook_secret=body.webhook_secret,
+                previous_webhook_secret_valid_hours=body.previous_webhook_secret_valid_hours,
+            ),
+            actor=context.actor,
+            now=utcnow(),
+        )
+        out = credentials_out(row, settings, context.tenant_slug)
+    await _forget_cached(request, context.tenant_id)
+    return out
 
 
 @router.get("", summary="The providers set up in this mode")
@@ -105,13 +110,23 @@ async def read_provider_credentials(
 @router.delete(
     "/{provider}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove this mode's credentials"
 )
-async def delete_provider_credentials(provider: str, context: WriteKeyDep, session: WriteSessionDep) -> None:
+async def delete_provider_credentials(
+    provider: str, context: WriteKeyDep, request: Request, database: DatabaseDep
+) -> None:
     """Removes this mode's credentials for the provider: its keys are no longer used. Needs a secret
     key with the `write` scope."""
-    await service.delete_credentials(
-        session,
-        tenant_id=context.tenant_id,
-        provider=provider,
-        livemode=context.livemode,
-        actor=context.actor,
-    )
+    async with database.session(write=True) as session:
+        await service.delete_credentials(
+            session,
+            tenant_id=context.tenant_id,
+            provider=provider,
+            livemode=context.livemode,
+            actor=context.actor,
+        )
+    await _forget_cached(request, context.tenant_id)
+
+
+async def _forget_cached(request: Request, tenant_id: str) -> None:
+    """After the commit, so no process can cache the old credentials again in between."""
+    channel: InvalidationChannel = request.app.state.invalidations
+    await channel.publish(CacheKind.PROVIDER_CREDENTIALS, tenant_id)

@@ -21,6 +21,8 @@ from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.db import Database
 from paycore.errors import InvalidRequest, NotFound, ValidationFailed
+from paycore.invalidation.cache import TrustedCache
+from paycore.invalidation.channel import CacheKind, InvalidationChannel
 from paycore.logging import get_logger
 from paycore.payments.providers.base import ProviderCredentials
 from paycore.provider_credentials.models import ProviderCredential
@@ -219,17 +221,37 @@ def _open(box: SecretsBox, row: ProviderCredential, context: bytes) -> dict[str,
 
 
 def credentials_of(box: SecretsBox, row: ProviderCredential, now: datetime) -> ProviderCredentials:
-    stored = _open(box, row, _context(row.tenant_id, row.provider, row.livemode))
-    secrets = [stored["webhook_secret"]] if stored.get("webhook_secret") else []
-    expires = row.previous_webhook_secret_expires_at
-    if stored.get("previous_webhook_secret") and expires is not None and expires > now:
-        secrets.append(stored["previous_webhook_secret"])
-    return ProviderCredentials(
-        provider=row.provider,
-        livemode=row.livemode,
-        values=dict(stored["values"]),
-        webhook_secrets=tuple(secrets),
-    )
+    return _OpenedAccount.of(box, row).credentials(now)
+
+
+@dataclass(frozen=True, slots=True)
+class _OpenedAccount:
+    """A row's opened secrets, kept by `CredentialStore`'s cache; `stored` None: no row."""
+
+    tenant_id: str
+    provider: str
+    livemode: bool
+    stored: dict[str, Any] | None
+    previous_expires_at: datetime | None
+
+    @classmethod
+    def of(cls, box: SecretsBox, row: ProviderCredential) -> _OpenedAccount:
+        stored = _open(box, row, _context(row.tenant_id, row.provider, row.livemode))
+        return cls(row.tenant_id, row.provider, row.livemode, stored, row.previous_webhook_secret_expires_at)
+
+    def credentials(self, now: datetime) -> ProviderCredentials:
+        """The secrets as of `now`: the previous webhook secret only inside its rotation window."""
+        stored = self.stored or {}
+        secrets = [stored["webhook_secret"]] if stored.get("webhook_secret") else []
+        expires = self.previous_expires_at
+        if stored.get("previous_webhook_secret") and expires is not None and expires > now:
+            secrets.append(stored["previous_webhook_secret"])
+        return ProviderCredentials(
+            provider=self.provider,
+            livemode=self.livemode,
+            values=dict(stored.get("values", {})),
+            webhook_secrets=tuple(secrets),
+        )
 
 
 async def reseal_all(session: AsyncSession, settings: Settings) -> int:
@@ -251,23 +273,71 @@ async def reseal_all(session: AsyncSession, settings: Settings) -> int:
 
 
 class CredentialStore:
-    """The `CredentialSource` adapters read from: one short read per provider call."""
+    """The `CredentialSource` adapters read from. With a cache (the API's processes), an account's
+    opened secrets are kept per process, dropped when the tenant's credentials change anywhere
+    (`CacheKind.PROVIDER_CREDENTIALS`, published after the commit) and trusted only as long as
+    `TrustedCache` allows; without one (the worker, the CLI), one short read per provider call."""
 
-    def __init__(self, database: Database, settings: Settings) -> None:
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        *,
+        cache: TrustedCache[tuple[str, str, bool], _OpenedAccount] | None = None,
+    ) -> None:
         self._database = database
         self._settings = settings
+        self._cache = cache
 
     async def get(self, tenant_id: str, provider: str, *, livemode: bool) -> ProviderCredentials | None:
+        account = (tenant_id, provider, livemode)
+        opened = self._cache.get(account) if self._cache is not None else None
+        if opened is None:
+            generation = self._cache.generation if self._cache is not None else 0
+            opened = await self._load(tenant_id, provider, livemode)
+            if opened is None:
+                return None
+            if self._cache is not None:
+                self._cache.put(account, opened, generation=generation)
+        return opened.credentials(utcnow()) if opened.stored is not None else None
+
+    async def _load(self, tenant_id: str, provider: str, livemode: bool) -> _OpenedAccount | None:
+        """The account opened (`stored` None when there is no row); None when it cannot be opened."""
         async with self._database.session(write=False) as session:
             row = await session.scalar(_account(tenant_id=tenant_id, provider=provider, livemode=livemode))
         if row is None:
-            return None
+            return _OpenedAccount(tenant_id, provider, livemode, None, None)
         try:
-            return credentials_of(secrets_box(self._settings), row, utcnow())
+            return _OpenedAccount.of(secrets_box(self._settings), row)
         except (SealError, SecretsKeyMissing) as exc:
             # Fail closed: credentials that cannot be opened are no credentials. Loudly.
             log.error("provider_credentials_unreadable", provider=provider, tenant=tenant_id, error=str(exc))
             return None
+
+
+CACHE_SECONDS = 300.0
+CACHE_ENTRIES = 10_000
+
+
+def credential_cache(
+    settings: Settings, channel: InvalidationChannel
+) -> TrustedCache[tuple[str, str, bool], _OpenedAccount]:
+    """The API process's cache of opened provider secrets, dropped per tenant on a change."""
+    cache: TrustedCache[tuple[str, str, bool], _OpenedAccount] = TrustedCache(
+        channel,
+        seconds=CACHE_SECONDS,
+        unconfirmed_seconds=settings.cache_unconfirmed_seconds,
+        max_entries=CACHE_ENTRIES,
+    )
+
+    def drop(tenant_id: str | None) -> None:
+        if tenant_id is None:
+            cache.drop()
+        else:
+            cache.drop_matching(lambda opened: opened.tenant_id == tenant_id)
+
+    channel.subscribe(CacheKind.PROVIDER_CREDENTIALS, drop)
+    return cache
 
 
 async def webhooks_without_secret(

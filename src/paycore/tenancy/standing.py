@@ -3,7 +3,8 @@
 Read on every merchant and storefront call, so it is cached for `TTL_SECONDS`; the platform API
 publishes a `CacheKind.TENANT_STANDING` invalidation when it changes a tenant, and every process
 drops that entry within a second (`paycore.invalidation`). The TTL is the fallback for a
-message lost while a process was not listening.
+message lost on a connection that looks alive; while a process is not listening at all, entries
+live only `cache_unconfirmed_seconds`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.db import Database
+from paycore.invalidation.channel import InvalidationChannel
 from paycore.tenancy.models import Plan, Subscription, SubscriptionStatus, Tenant, TenantStatus
 
 TTL_SECONDS = 600.0
@@ -65,23 +67,40 @@ async def load_standing(session: AsyncSession, tenant_id: str) -> Standing:
 
 
 class StandingCache:
-    def __init__(self, *, ttl: float = TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        ttl: float = TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        channel: InvalidationChannel | None = None,
+        unconfirmed_seconds: float = 1.0,
+    ) -> None:
         self._ttl = ttl
         self._clock = clock
+        # With a channel, an entry lives `ttl` only while every process's invalidations reach
+        # this one; `unconfirmed_seconds` while they may not (fail closed: a suspension made
+        # elsewhere takes effect within that); not at all before the app started.
+        self._channel = channel
+        self._unconfirmed = unconfirmed_seconds
         self._entries: dict[str, tuple[float, Standing]] = {}
         # Bumped by every drop: a load that raced a drop must not store what it read before it.
         self._generation = 0
 
+    def _lifetime(self) -> float:
+        if self._channel is None:
+            return self._ttl
+        return self._channel.trusted_for(self._ttl, unconfirmed=self._unconfirmed)
+
     async def get(self, database: Database, tenant_id: str) -> Standing:
         entry = self._entries.get(tenant_id)
         now = self._clock()
-        if entry is not None and entry[0] > now:
+        if entry is not None and now - entry[0] < self._lifetime():
             return entry[1]
         generation = self._generation
         async with database.session(write=False) as session:
             standing = await load_standing(session, tenant_id)
         if generation == self._generation:
-            self._entries[tenant_id] = (now + self._ttl, standing)
+            self._entries[tenant_id] = (now, standing)
         return standing
 
     def drop(self, tenant_id: str | None = None) -> None:
