@@ -186,7 +186,8 @@ async def request_payment_session(
             code="provider_unavailable",
             extra={"order": _payable_order(order, settings)},
         ) from None
-    async with database.session(write=True) as session:
+    # One conditional UPDATE: no transaction of its own.
+    async with database.single_statement() as session:
         return await _attach_payment_session(session, attempt.id, payment)
 
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.clock import utcnow
+from paycore.db import table_of
 from paycore.errors import Conflict, InvalidRequest, NotFound
 from paycore.ids import new_id
 from paycore.sandbox.models import SandboxDelivery, SandboxPayment, SandboxRefund
@@ -43,23 +44,46 @@ async def create_payment(
     currency: str,
     return_url: str | None = None,
 ) -> SandboxPayment:
-    """Idempotent on `merchant_reference`: asking again returns the same payment."""
-    existing = await session.scalar(
+    """Idempotent on `merchant_reference`: asking again returns the same payment.
+
+    One INSERT … SELECT … WHERE NOT EXISTS for a new reference (checkout's hot path: it may run
+    in autocommit), and a read of the existing payment only when there is one.
+    """
+    payments = table_of(SandboxPayment)
+    now = utcnow()
+    values: dict[str, Any] = {
+        "id": new_id("sbpay"),
+        "tenant_id": tenant_id,
+        "merchant_reference": merchant_reference,
+        "amount": amount,
+        "currency": currency,
+        "status": REQUIRES_ACTION,
+        "amount_refunded": 0,
+        "return_url": return_url,
+        "created_at": now,
+        "updated_at": now,
+    }
+    existing = select(payments.c.id).where(
+        payments.c.tenant_id == tenant_id, payments.c.merchant_reference == merchant_reference
+    )
+    inserted = await session.execute(
+        insert(payments)
+        .from_select(
+            list(values),
+            select(
+                *(literal(value, payments.c[name].type).label(name) for name, value in values.items())
+            ).where(~existing.exists()),
+        )
+        .returning(payments.c.id)
+    )
+    if inserted.first() is not None:
+        return SandboxPayment(**values)
+    payment = await session.scalar(
         select(SandboxPayment).where(
             SandboxPayment.tenant_id == tenant_id, SandboxPayment.merchant_reference == merchant_reference
         )
     )
-    if existing is not None:
-        return existing
-    payment = SandboxPayment(
-        tenant_id=tenant_id,
-        merchant_reference=merchant_reference,
-        amount=amount,
-        currency=currency,
-        return_url=return_url,
-    )
-    session.add(payment)
-    await session.flush()
+    assert payment is not None
     return payment
 
 
