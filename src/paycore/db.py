@@ -267,9 +267,19 @@ def table_of(model: type[Base]) -> Table:
 
 def upsert_insert(session: AsyncSession, table: Any) -> Any:
     """The dialect's INSERT construct, which knows `on_conflict_do_nothing/do_update`."""
-    if session.get_bind().dialect.name == "postgresql":
+    return dialect_insert(session.get_bind().dialect.name, table)
+
+
+def dialect_insert(dialect_name: str, table: Any) -> Any:
+    """`upsert_insert` by dialect name: for statements built once per dialect and reused (hot
+    paths: a reused statement is neither rebuilt nor re-keyed for the compiled cache)."""
+    if dialect_name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def dialect_of(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
 
 
 def id_column(prefix: str) -> Any:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.audit.service import audit_row, insert_audit_rows
@@ -30,7 +31,7 @@ from paycore.checkout.schemas import CheckoutIn
 from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.customers.service import find_or_create_customer
-from paycore.db import Database, table_of, upsert_insert
+from paycore.db import Database, dialect_insert, dialect_of, table_of
 from paycore.errors import Conflict, InvalidRequest
 from paycore.ids import new_id
 from paycore.logging import get_logger
@@ -85,24 +86,78 @@ class _CartLine:
     tracked: bool  # the product has an inventory row: its stock is reserved
 
 
+_carts, _cart_items, _products, _inventory = (
+    table_of(Cart),
+    table_of(CartItem),
+    table_of(Product),
+    table_of(Inventory),
+)
+_orders, _order_items, _attempts = table_of(Order), table_of(OrderItem), table_of(PaymentAttempt)
+
+# The hot path's statements are built once, their values bound at execution: a reused statement
+# is neither rebuilt nor re-keyed for SQLAlchemy's compiled cache on every checkout.
+_TENANT = bindparam("for_tenant", type_=_carts.c.tenant_id.type)
+_CONVERT_CART = (
+    update(_carts)
+    .where(
+        _carts.c.id == bindparam("cart_id"),
+        _carts.c.tenant_id == _TENANT,
+        _carts.c.livemode == bindparam("for_livemode"),
+        _carts.c.deleted_at.is_(None),
+        _carts.c.status == CartStatus.OPEN,
+    )
+    .values(
+        status=CartStatus.CONVERTED, order_id=bindparam("new_order_id"), updated_at=bindparam("converted_at")
+    )
+    .returning(_carts.c.id, order_limit_of(_TENANT))
+)
+_CART_LINES = (
+    select(
+        _cart_items.c.product_id,
+        _cart_items.c.quantity,
+        _products.c.name,
+        _products.c.sku,
+        _products.c.kind,
+        _products.c.fulfillment,
+        _products.c.price,
+        _products.c.currency,
+        _products.c.active,
+        _products.c.deleted_at,
+        _inventory.c.product_id.label("tracked"),
+    )
+    .join(_products, _products.c.id == _cart_items.c.product_id)
+    .outerjoin(_inventory, _inventory.c.product_id == _cart_items.c.product_id)
+    .where(_cart_items.c.cart_id == bindparam("cart_id"))
+    .order_by(_cart_items.c.created_at, _cart_items.c.id)
+)
+_INSERT_ITEMS = insert(_order_items)
+_INSERT_ATTEMPT = insert(_attempts)
+
+
+@cache
+def _insert_order_statement(dialect_name: str) -> Any:
+    return (
+        dialect_insert(dialect_name, _orders)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "number"])
+        .returning(_orders.c.id)
+    )
+
+
 async def _convert_cart(
     session: AsyncSession, context: TenantContext, cart_id: str, *, order_id: str, now: datetime
 ) -> int | None:
     """Take the cart out of play first: a concurrent checkout of the same cart gets 409. The same
     statement names the order and reads the plan's monthly order limit (returned)."""
-    carts = table_of(Cart)
     converted = (
         await session.execute(
-            update(carts)
-            .where(
-                carts.c.id == cart_id,
-                carts.c.tenant_id == context.tenant_id,
-                carts.c.livemode == context.livemode,
-                carts.c.deleted_at.is_(None),
-                carts.c.status == CartStatus.OPEN,
-            )
-            .values(status=CartStatus.CONVERTED, order_id=order_id, updated_at=now)
-            .returning(carts.c.id, order_limit_of(context.tenant_id))
+            _CONVERT_CART,
+            {
+                "cart_id": cart_id,
+                "for_tenant": context.tenant_id,
+                "for_livemode": context.livemode,
+                "new_order_id": order_id,
+                "converted_at": now,
+            },
         )
     ).first()
     if converted is None:
@@ -113,26 +168,7 @@ async def _convert_cart(
 
 
 async def _cart_lines(session: AsyncSession, cart_id: str) -> list[_CartLine]:
-    items, products, inventory = table_of(CartItem), table_of(Product), table_of(Inventory)
-    rows = await session.execute(
-        select(
-            items.c.product_id,
-            items.c.quantity,
-            products.c.name,
-            products.c.sku,
-            products.c.kind,
-            products.c.fulfillment,
-            products.c.price,
-            products.c.currency,
-            products.c.active,
-            products.c.deleted_at,
-            inventory.c.product_id.label("tracked"),
-        )
-        .join(products, products.c.id == items.c.product_id)
-        .outerjoin(inventory, inventory.c.product_id == items.c.product_id)
-        .where(items.c.cart_id == cart_id)
-        .order_by(items.c.created_at, items.c.id)
-    )
+    rows = await session.execute(_CART_LINES, {"cart_id": cart_id})
     return [
         _CartLine(
             product_id=row.product_id,
@@ -175,14 +211,9 @@ async def _promo(
 async def _insert_order(session: AsyncSession, values: dict[str, Any]) -> None:
     """INSERT … ON CONFLICT DO NOTHING on the number (no savepoint): no row means a collision of
     random numbers, so draw again."""
-    orders = table_of(Order)
+    statement = _insert_order_statement(dialect_of(session))
     for _ in range(5):
-        inserted = await session.execute(
-            upsert_insert(session, orders)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "number"])
-            .returning(orders.c.id)
-        )
+        inserted = await session.execute(statement, values)
         if inserted.first() is not None:
             return
         values["number"] = new_order_number()
@@ -299,7 +330,7 @@ async def create_order(
         }
         for line in lines
     ]
-    await session.execute(insert(table_of(OrderItem)), item_values)
+    await session.execute(_INSERT_ITEMS, item_values)
     items = [OrderItem(**values) for values in item_values]
     attempt_values: dict[str, Any] = {
         "id": new_id("pay"),
@@ -321,7 +352,7 @@ async def create_order(
         "created_at": now,
         "updated_at": now,
     }
-    await session.execute(insert(table_of(PaymentAttempt)).values(attempt_values))
+    await session.execute(_INSERT_ATTEMPT, attempt_values)
     attempt = PaymentAttempt(**attempt_values)
     await insert_audit_rows(
         session,

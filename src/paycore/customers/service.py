@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.auth.context import TenantContext
 from paycore.clock import utcnow
 from paycore.customers.models import Customer, CustomerSpend
-from paycore.db import table_of, upsert_insert
+from paycore.db import dialect_insert, dialect_of, table_of
 from paycore.errors import NotFound
 from paycore.ids import new_id
 from paycore.pagination import Page, paginate
+
+
+@cache
+def _insert_customer_statement(dialect_name: str) -> Any:
+    """Built once per dialect (checkout's hot path), its values bound at execution."""
+    customers = table_of(Customer)
+    return (
+        dialect_insert(dialect_name, customers)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "livemode", "email"])
+        .returning(customers.c.id)
+    )
 
 
 async def find_or_create_customer(
@@ -44,12 +58,7 @@ async def find_or_create_customer(
         "updated_at": now,
     }
     # DO NOTHING, not DO UPDATE: an existing row is not locked (a paid order updates its totals).
-    created = await session.execute(
-        upsert_insert(session, table)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "livemode", "email"])
-        .returning(table.c.id)
-    )
+    created = await session.execute(_insert_customer_statement(dialect_of(session)), values)
     if created.first() is not None:
         return Customer(**values)
     existing = (

@@ -3,7 +3,7 @@ checkouts can never oversell: the database checks `on_hand - reserved >= quantit
 
 from __future__ import annotations
 
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.catalog.models import Inventory, PromoCode
@@ -20,21 +20,26 @@ def _updated(result: object) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
+_inventory = table_of(Inventory)
+_quantity = bindparam("quantity", type_=_inventory.c.reserved.type)
+# Built once (checkout's hot path), its values bound at execution.
+_RESERVE_STOCK = (
+    update(_inventory)
+    .where(
+        _inventory.c.product_id == bindparam("product"),
+        _inventory.c.on_hand - _inventory.c.reserved >= _quantity,
+    )
+    .values(reserved=_inventory.c.reserved + _quantity)
+)
+
+
 async def reserve_tracked_stock(session: AsyncSession, lines: list[tuple[str, int]]) -> None:
     """Reserve each line's quantity of a product known to be tracked, or raise `OutOfStock`.
 
     Lines are taken in product-id order so two checkouts never wait on each other in a cycle.
     """
-    inventory = table_of(Inventory)
     for product_id, quantity in sorted(lines):
-        result = await session.execute(
-            update(inventory)
-            .where(
-                inventory.c.product_id == product_id,
-                inventory.c.on_hand - inventory.c.reserved >= quantity,
-            )
-            .values(reserved=inventory.c.reserved + quantity)
-        )
+        result = await session.execute(_RESERVE_STOCK, {"product": product_id, "quantity": quantity})
         if not _updated(result):
             raise OutOfStock(
                 f"Product '{product_id}' does not have {quantity} unit(s) available.", param="items"

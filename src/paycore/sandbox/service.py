@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, literal, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.clock import utcnow
@@ -35,6 +35,33 @@ class Chaos:
     amount_delta: int = 0
 
 
+def _create_payment_statement() -> Any:
+    """INSERT … SELECT … WHERE NOT EXISTS: one statement, built once, its values bound at execution."""
+    payments = table_of(SandboxPayment)
+    names = [
+        "id",
+        "tenant_id",
+        "merchant_reference",
+        "amount",
+        "currency",
+        "status",
+        "amount_refunded",
+        "return_url",
+        "created_at",
+        "updated_at",
+    ]
+    params = {name: bindparam(f"new_{name}", type_=payments.c[name].type) for name in names}
+    known = select(payments.c.id).where(
+        payments.c.tenant_id == params["tenant_id"],
+        payments.c.merchant_reference == params["merchant_reference"],
+    )
+    new_row = select(*(param.label(name) for name, param in params.items())).where(~known.exists())
+    return insert(payments).from_select(names, new_row).returning(payments.c.id)
+
+
+_CREATE_PAYMENT = _create_payment_statement()
+
+
 async def create_payment(
     session: AsyncSession,
     *,
@@ -49,7 +76,6 @@ async def create_payment(
     One INSERT … SELECT … WHERE NOT EXISTS for a new reference (checkout's hot path: it may run
     in autocommit), and a read of the existing payment only when there is one.
     """
-    payments = table_of(SandboxPayment)
     now = utcnow()
     values: dict[str, Any] = {
         "id": new_id("sbpay"),
@@ -63,18 +89,8 @@ async def create_payment(
         "created_at": now,
         "updated_at": now,
     }
-    existing = select(payments.c.id).where(
-        payments.c.tenant_id == tenant_id, payments.c.merchant_reference == merchant_reference
-    )
     inserted = await session.execute(
-        insert(payments)
-        .from_select(
-            list(values),
-            select(
-                *(literal(value, payments.c[name].type).label(name) for name, value in values.items())
-            ).where(~existing.exists()),
-        )
-        .returning(payments.c.id)
+        _CREATE_PAYMENT, {f"new_{name}": value for name, value in values.items()}
     )
     if inserted.first() is not None:
         return SandboxPayment(**values)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import ScalarSelect, func, select
+from sqlalchemy import BindParameter, ScalarSelect, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.catalog.models import Product
@@ -23,14 +23,14 @@ class PlanLimitReached(PermissionDenied):
     code = "plan_limit_reached"
 
 
-def _plan_limit(tenant_id: str, column: str) -> ScalarSelect[int | None]:
+def _plan_limit(tenant_id: str | BindParameter[str], column: str) -> ScalarSelect[int | None]:
     # Nested rather than joined: SQLite writes a RETURNING clause's columns unqualified, and
     # each name must resolve in its own FROM alone (a tenant has one subscription).
     plan_id = select(Subscription.plan_id).where(Subscription.tenant_id == tenant_id).scalar_subquery()
     return select(getattr(Plan, column)).where(Plan.id == plan_id).scalar_subquery()
 
 
-def order_limit_of(tenant_id: str) -> ScalarSelect[int | None]:
+def order_limit_of(tenant_id: str | BindParameter[str]) -> ScalarSelect[int | None]:
     """The plan's monthly order limit as a subquery, for a caller to read within a statement it
     sends anyway (checkout's cart update): no round trip of its own. Then `check_order_count`."""
     return _plan_limit(tenant_id, "max_orders_per_month")
