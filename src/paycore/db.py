@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum, ForeignKey, MetaData, String, event
+from sqlalchemy import JSON, DateTime, Enum, ForeignKey, MetaData, String, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect, make_url
@@ -199,6 +199,16 @@ class Database:
             expire_on_commit=False,
             join_transaction_mode="create_savepoint",
         )
+        # PostgreSQL commits a statement sent outside a transaction on its own: a write that is
+        # one statement saves the BEGIN and COMMIT round trips. Not for SQLite (its writes must
+        # take the write lock) nor a bound connection (tests' writes stay savepoints).
+        self._autocommit_sessions = (
+            async_sessionmaker(
+                bind=engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+            )
+            if bind is None and not self.is_sqlite
+            else None
+        )
 
     @property
     def dialect_name(self) -> str:
@@ -218,6 +228,20 @@ class Database:
                 yield session
 
     @asynccontextmanager
+    async def single_statement(self) -> AsyncIterator[AsyncSession]:
+        """A session for a write that is one statement (and reads that need no common snapshot).
+
+        On PostgreSQL each statement commits on its own (autocommit): no BEGIN, no COMMIT. Elsewhere
+        it is `session(write=True)`. Whatever runs in it must be correct statement by statement.
+        """
+        if self._autocommit_sessions is None:
+            async with self.session(write=True) as session:
+                yield session
+            return
+        async with self._autocommit_sessions() as session:
+            yield session
+
+    @asynccontextmanager
     async def _transaction(self, *, write: bool) -> AsyncIterator[AsyncSession]:
         options = {_WRITE_OPTION: True} if write and self.is_sqlite else {}
         async with self._sessions(execution_options=options) as session:
@@ -233,11 +257,29 @@ class Database:
             await self.engine.dispose()
 
 
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table, for hot paths written as Core statements (`__table__` is typed as
+    any FromClause)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 def upsert_insert(session: AsyncSession, table: Any) -> Any:
     """The dialect's INSERT construct, which knows `on_conflict_do_nothing/do_update`."""
-    if session.get_bind().dialect.name == "postgresql":
+    return dialect_insert(session.get_bind().dialect.name, table)
+
+
+def dialect_insert(dialect_name: str, table: Any) -> Any:
+    """`upsert_insert` by dialect name: for statements built once per dialect and reused (hot
+    paths: a reused statement is neither rebuilt nor re-keyed for the compiled cache)."""
+    if dialect_name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def dialect_of(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
 
 
 def id_column(prefix: str) -> Any:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.audit.models import AuditEntry
+from paycore.db import table_of
 from paycore.logging import current_request_id, redact
 
 
@@ -18,6 +20,31 @@ class Actor:
     name: str
     ip: str | None = None
     user_agent: str | None = None
+
+
+def audit_row(
+    *,
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    tenant_id: str | None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The column values of one audit row (for `insert_audit_rows`)."""
+    return {
+        "tenant_id": tenant_id,
+        "actor": actor.name,
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "before": redact(before) if before is not None else None,
+        "after": redact(after) if after is not None else None,
+        "correlation_id": current_request_id(),
+        "ip": actor.ip,
+        "user_agent": actor.user_agent[:400] if actor.user_agent else None,
+    }
 
 
 def record_audit(
@@ -33,16 +60,22 @@ def record_audit(
 ) -> AuditEntry:
     """Add an audit row to the session; it commits (or not) with the change it describes."""
     entry = AuditEntry(
-        tenant_id=tenant_id,
-        actor=actor.name,
-        action=action,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        before=redact(before) if before is not None else None,
-        after=redact(after) if after is not None else None,
-        correlation_id=current_request_id(),
-        ip=actor.ip,
-        user_agent=actor.user_agent[:400] if actor.user_agent else None,
+        **audit_row(
+            actor=actor,
+            action=action,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            tenant_id=tenant_id,
+            before=before,
+            after=after,
+        )
     )
     session.add(entry)
     return entry
+
+
+async def insert_audit_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """The audit rows of one change (`audit_row`), written now in one statement rather than at
+    the session's next flush; they commit (or not) with the change they describe."""
+    if rows:
+        await session.execute(insert(table_of(AuditEntry)), rows)

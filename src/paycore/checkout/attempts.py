@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import String, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.audit.service import Actor, record_audit
@@ -29,7 +29,7 @@ from paycore.checkout.receipts import receipt_token
 from paycore.clock import utcnow
 from paycore.config import Settings
 from paycore.customers.models import Customer
-from paycore.db import Database
+from paycore.db import Database, table_of
 from paycore.errors import Conflict, InvalidRequest, ProviderError, ServiceUnavailable
 from paycore.logging import get_logger
 from paycore.money import Money
@@ -82,31 +82,44 @@ async def ensure_provider_ready(provider: PaymentProvider, account: ProviderAcco
         raise InvalidRequest(f"{exc}.", code="provider_not_configured", param="provider") from None
 
 
+_attempts = table_of(PaymentAttempt)
+# Built once (every checkout stores the provider's answer), its values bound at execution.
+_ATTACH_PAYMENT_SESSION = (
+    update(_attempts)
+    .where(_attempts.c.id == bindparam("attempt"))
+    .values(
+        provider_ref=func.coalesce(_attempts.c.provider_ref, bindparam("answered_ref", type_=String())),
+        redirect_url=bindparam("answered_url", type_=String()),
+        client_data=bindparam("answered_data", type_=_attempts.c.client_data.type),
+        status=case(
+            (_attempts.c.status == AttemptStatus.CREATED, AttemptStatus.REQUIRES_ACTION),
+            else_=_attempts.c.status,
+        ),
+        updated_at=bindparam("answered_at"),
+    )
+    .returning(*_attempts.c)
+)
+
+
 async def _attach_payment_session(
     session: AsyncSession, attempt_id: str, payment: PaymentSession
 ) -> PaymentAttempt:
     """Store what the provider answered. One conditional UPDATE: a webhook that already moved the
-    attempt on (or stored the reference) is not undone."""
-    statement = (
-        update(PaymentAttempt)
-        .where(PaymentAttempt.id == attempt_id)
-        .values(
-            provider_ref=func.coalesce(PaymentAttempt.provider_ref, payment.provider_ref),
-            redirect_url=payment.redirect_url,
-            client_data=payment.client_data,
-            status=case(
-                (PaymentAttempt.status == AttemptStatus.CREATED, AttemptStatus.REQUIRES_ACTION),
-                else_=PaymentAttempt.status,
-            ),
-            updated_at=utcnow(),
+    attempt on (or stored the reference) is not undone. The attempt returned is not attached to
+    the session."""
+    row = (
+        await session.execute(
+            _ATTACH_PAYMENT_SESSION,
+            {
+                "attempt": attempt_id,
+                "answered_ref": payment.provider_ref,
+                "answered_url": payment.redirect_url,
+                "answered_data": payment.client_data,
+                "answered_at": utcnow(),
+            },
         )
-        .returning(PaymentAttempt)
-    )
-    attempt: PaymentAttempt | None = await session.scalar(
-        select(PaymentAttempt).from_statement(statement).execution_options(populate_existing=True)
-    )
-    assert attempt is not None
-    return attempt
+    ).one()
+    return PaymentAttempt(**row._mapping)
 
 
 async def _fail_unstarted_attempt(
@@ -186,7 +199,8 @@ async def request_payment_session(
             code="provider_unavailable",
             extra={"order": _payable_order(order, settings)},
         ) from None
-    async with database.session(write=True) as session:
+    # One conditional UPDATE: no transaction of its own.
+    async with database.single_statement() as session:
         return await _attach_payment_session(session, attempt.id, payment)
 
 

@@ -51,7 +51,9 @@ async def replay_or_claim(request: Request, context: TenantContext) -> None:
         tenant_id=context.tenant_id, livemode=context.livemode, api_key_id=context.key_id, key=pending.key
     )
     database: Database = request.app.state.database
-    async with database.session(write=True) as session:
+    # The claim is one INSERT (and, on a conflict, one SELECT of a row that is then settled or in
+    # flight): it needs no transaction of its own.
+    async with database.single_statement() as session:
         saved = await claim_key(
             session,
             box,

@@ -82,13 +82,14 @@ class IdempotencyMiddleware:
             await self.app(scope, replay_body, capture)
         except BaseException:
             if pending.claimed is not None:
-                async with database.session(write=True) as session:
+                async with database.single_statement() as session:
                     await release_key(session, pending.claimed)
             raise
         # Unclaimed: refused before the claim, replayed, or a route without a tenant key.
         if pending.claimed is None or pending.box is None:
             return
-        async with database.session(write=True) as session:
+        # One UPDATE (or DELETE): no transaction of its own.
+        async with database.single_statement() as session:
             if _is_saved(response["status"], bytes(response["body"])):
                 await save_response(
                     session,

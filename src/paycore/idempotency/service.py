@@ -16,13 +16,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.clock import utcnow
-from paycore.db import upsert_insert
+from paycore.db import dialect_insert, dialect_of, table_of
 from paycore.errors import IdempotencyError, ServiceUnavailable
 from paycore.idempotency.models import IdempotencyKey, KeyState, legacy_idempotency_keys
 from paycore.ids import new_id
@@ -88,26 +89,52 @@ def validate_key(key: str) -> None:
         )
 
 
+@cache
+def _claim_statement(dialect_name: str) -> Any:
+    """Built once per dialect (every POST with a key runs it), its values bound at execution."""
+    return dialect_insert(dialect_name, table_of(IdempotencyKey)).on_conflict_do_nothing(
+        index_elements=["tenant_id", "livemode", "api_key_id", "key"]
+    )
+
+
+_keys = table_of(IdempotencyKey)
+_SAVE_RESPONSE = (
+    update(_keys)
+    .where(
+        _keys.c.tenant_id == bindparam("ref_tenant_id"),
+        _keys.c.livemode == bindparam("ref_livemode"),
+        _keys.c.api_key_id == bindparam("ref_api_key_id"),
+        _keys.c.key == bindparam("ref_key"),
+    )
+    .values(
+        state=KeyState.DONE,
+        response_status=bindparam("status"),
+        response_body=bindparam("body"),
+        secrets_key_id=bindparam("kid"),
+        completed_at=bindparam("done_at"),
+    )
+)
+
+
 async def claim_key(
     session: AsyncSession, box: SecretsBox, ref: KeyRef, *, method: str, path: str, fingerprint: str
 ) -> SavedResponse | None:
     """Claim `key` for this request (None: go ahead), or return the response to replay."""
     now = utcnow()
     inserted = await session.execute(
-        upsert_insert(session, IdempotencyKey.__table__)
-        .values(
-            id=new_id("idem"),
-            tenant_id=ref.tenant_id,
-            livemode=ref.livemode,
-            api_key_id=ref.api_key_id,
-            key=ref.key,
-            method=method,
-            path=path,
-            request_hash=fingerprint,
-            state=KeyState.IN_FLIGHT.value,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "livemode", "api_key_id", "key"])
+        _claim_statement(dialect_of(session)),
+        {
+            "id": new_id("idem"),
+            "tenant_id": ref.tenant_id,
+            "livemode": ref.livemode,
+            "api_key_id": ref.api_key_id,
+            "key": ref.key,
+            "method": method,
+            "path": path,
+            "request_hash": fingerprint,
+            "state": KeyState.IN_FLIGHT.value,
+            "created_at": now,
+        },
     )
     if getattr(inserted, "rowcount", 0):
         return None
@@ -146,16 +173,17 @@ async def save_response(
     session: AsyncSession, box: SecretsBox, ref: KeyRef, *, status: int, body: bytes
 ) -> None:
     await session.execute(
-        update(IdempotencyKey)
-        .where(*ref.where())
-        .values(
-            state=KeyState.DONE,
-            response_status=status,
-            response_body=box.seal(body, context=ref.seal_context()),
-            secrets_key_id=box.primary_kid,
-            completed_at=utcnow(),
-        )
-        .execution_options(synchronize_session=False)
+        _SAVE_RESPONSE,
+        {
+            "ref_tenant_id": ref.tenant_id,
+            "ref_livemode": ref.livemode,
+            "ref_api_key_id": ref.api_key_id,
+            "ref_key": ref.key,
+            "status": status,
+            "body": box.seal(body, context=ref.seal_context()),
+            "kid": box.primary_kid,
+            "done_at": utcnow(),
+        },
     )
 
 

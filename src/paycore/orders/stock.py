@@ -3,10 +3,11 @@ checkouts can never oversell: the database checks `on_hand - reserved >= quantit
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.catalog.models import Inventory, PromoCode
+from paycore.db import table_of
 from paycore.errors import Conflict
 from paycore.orders.models import OrderItem
 
@@ -19,31 +20,30 @@ def _updated(result: object) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
-async def tracked_products(session: AsyncSession, product_ids: list[str]) -> set[str]:
-    rows = await session.scalars(select(Inventory.product_id).where(Inventory.product_id.in_(product_ids)))
-    return set(rows)
+_inventory = table_of(Inventory)
+_quantity = bindparam("quantity", type_=_inventory.c.reserved.type)
+# Built once (checkout's hot path), its values bound at execution.
+_RESERVE_STOCK = (
+    update(_inventory)
+    .where(
+        _inventory.c.product_id == bindparam("product"),
+        _inventory.c.on_hand - _inventory.c.reserved >= _quantity,
+    )
+    .values(reserved=_inventory.c.reserved + _quantity)
+)
 
 
-async def reserve_stock(session: AsyncSession, lines: list[tuple[str, int]]) -> set[str]:
-    """Reserve each tracked product's quantity; returns the tracked ids, or raises `OutOfStock`.
+async def reserve_tracked_stock(session: AsyncSession, lines: list[tuple[str, int]]) -> None:
+    """Reserve each line's quantity of a product known to be tracked, or raise `OutOfStock`.
 
     Lines are taken in product-id order so two checkouts never wait on each other in a cycle.
     """
-    tracked = await tracked_products(session, [product_id for product_id, _ in lines])
     for product_id, quantity in sorted(lines):
-        if product_id not in tracked:
-            continue
-        result = await session.execute(
-            update(Inventory)
-            .where(Inventory.product_id == product_id, Inventory.on_hand - Inventory.reserved >= quantity)
-            .values(reserved=Inventory.reserved + quantity)
-            .execution_options(synchronize_session=False)
-        )
+        result = await session.execute(_RESERVE_STOCK, {"product": product_id, "quantity": quantity})
         if not _updated(result):
             raise OutOfStock(
                 f"Product '{product_id}' does not have {quantity} unit(s) available.", param="items"
             )
-    return tracked
 
 
 async def release_stock(session: AsyncSession, items: list[OrderItem]) -> None:

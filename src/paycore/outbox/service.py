@@ -6,15 +6,24 @@ transaction, a repeated event) leaves one row: the receiver gets it at least onc
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.clock import utcnow
-from paycore.db import upsert_insert
+from paycore.db import dialect_insert, dialect_of, table_of
 from paycore.ids import new_id
 from paycore.logging import current_request_id
 from paycore.outbox.models import OutboxChannel, OutboxMessage, OutboxStatus
+
+
+@cache
+def _enqueue_statement(dialect_name: str) -> Any:
+    """Built once per dialect (every state change enqueues), its values bound at execution."""
+    return dialect_insert(dialect_name, table_of(OutboxMessage)).on_conflict_do_nothing(
+        index_elements=["tenant_id", "dedupe_key"]
+    )
 
 
 async def enqueue(
@@ -31,24 +40,23 @@ async def enqueue(
     """Add a message unless one with `dedupe_key` exists; True when this call added it."""
     now = utcnow()
     result = await session.execute(
-        upsert_insert(session, OutboxMessage.__table__)
-        .values(
-            id=new_id("msg"),
-            tenant_id=tenant_id,
-            livemode=livemode,
-            channel=channel.value,
-            topic=topic,
-            dedupe_key=dedupe_key,
-            ordering_key=ordering_key,
-            payload=payload,
-            status=OutboxStatus.PENDING.value,
-            attempts=0,
-            next_attempt_at=now,
-            correlation_id=current_request_id(),
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key"])
+        _enqueue_statement(dialect_of(session)),
+        {
+            "id": new_id("msg"),
+            "tenant_id": tenant_id,
+            "livemode": livemode,
+            "channel": channel.value,
+            "topic": topic,
+            "dedupe_key": dedupe_key,
+            "ordering_key": ordering_key,
+            "payload": payload,
+            "status": OutboxStatus.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "correlation_id": current_request_id(),
+            "created_at": now,
+            "updated_at": now,
+        },
     )
     return bool(getattr(result, "rowcount", 0))
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.clock import utcnow
+from paycore.db import table_of
 from paycore.errors import Conflict, InvalidRequest, NotFound
 from paycore.ids import new_id
 from paycore.sandbox.models import SandboxDelivery, SandboxPayment, SandboxRefund
@@ -34,6 +35,33 @@ class Chaos:
     amount_delta: int = 0
 
 
+def _create_payment_statement() -> Any:
+    """INSERT … SELECT … WHERE NOT EXISTS: one statement, built once, its values bound at execution."""
+    payments = table_of(SandboxPayment)
+    names = [
+        "id",
+        "tenant_id",
+        "merchant_reference",
+        "amount",
+        "currency",
+        "status",
+        "amount_refunded",
+        "return_url",
+        "created_at",
+        "updated_at",
+    ]
+    params = {name: bindparam(f"new_{name}", type_=payments.c[name].type) for name in names}
+    known = select(payments.c.id).where(
+        payments.c.tenant_id == params["tenant_id"],
+        payments.c.merchant_reference == params["merchant_reference"],
+    )
+    new_row = select(*(param.label(name) for name, param in params.items())).where(~known.exists())
+    return insert(payments).from_select(names, new_row).returning(payments.c.id)
+
+
+_CREATE_PAYMENT = _create_payment_statement()
+
+
 async def create_payment(
     session: AsyncSession,
     *,
@@ -43,23 +71,35 @@ async def create_payment(
     currency: str,
     return_url: str | None = None,
 ) -> SandboxPayment:
-    """Idempotent on `merchant_reference`: asking again returns the same payment."""
-    existing = await session.scalar(
+    """Idempotent on `merchant_reference`: asking again returns the same payment.
+
+    One INSERT … SELECT … WHERE NOT EXISTS for a new reference (checkout's hot path: it may run
+    in autocommit), and a read of the existing payment only when there is one.
+    """
+    now = utcnow()
+    values: dict[str, Any] = {
+        "id": new_id("sbpay"),
+        "tenant_id": tenant_id,
+        "merchant_reference": merchant_reference,
+        "amount": amount,
+        "currency": currency,
+        "status": REQUIRES_ACTION,
+        "amount_refunded": 0,
+        "return_url": return_url,
+        "created_at": now,
+        "updated_at": now,
+    }
+    inserted = await session.execute(
+        _CREATE_PAYMENT, {f"new_{name}": value for name, value in values.items()}
+    )
+    if inserted.first() is not None:
+        return SandboxPayment(**values)
+    payment = await session.scalar(
         select(SandboxPayment).where(
             SandboxPayment.tenant_id == tenant_id, SandboxPayment.merchant_reference == merchant_reference
         )
     )
-    if existing is not None:
-        return existing
-    payment = SandboxPayment(
-        tenant_id=tenant_id,
-        merchant_reference=merchant_reference,
-        amount=amount,
-        currency=currency,
-        return_url=return_url,
-    )
-    session.add(payment)
-    await session.flush()
+    assert payment is not None
     return payment
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import BindParameter, ScalarSelect, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.catalog.models import Product
@@ -23,14 +23,27 @@ class PlanLimitReached(PermissionDenied):
     code = "plan_limit_reached"
 
 
+def _plan_limit(tenant_id: str | BindParameter[str], column: str) -> ScalarSelect[int | None]:
+    # Nested rather than joined: SQLite writes a RETURNING clause's columns unqualified, and
+    # each name must resolve in its own FROM alone (a tenant has one subscription).
+    plan_id = select(Subscription.plan_id).where(Subscription.tenant_id == tenant_id).scalar_subquery()
+    return select(getattr(Plan, column)).where(Plan.id == plan_id).scalar_subquery()
+
+
+def order_limit_of(tenant_id: str | BindParameter[str]) -> ScalarSelect[int | None]:
+    """The plan's monthly order limit as a subquery, for a caller to read within a statement it
+    sends anyway (checkout's cart update): no round trip of its own. Then `check_order_count`."""
+    return _plan_limit(tenant_id, "max_orders_per_month")
+
+
+async def _lock_tenant(session: AsyncSession, tenant_id: str) -> None:
+    await session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+
+
 async def _limit_locked(session: AsyncSession, tenant_id: str, column: str) -> int | None:
-    limit: int | None = await session.scalar(
-        select(getattr(Plan, column))
-        .join(Subscription, Subscription.plan_id == Plan.id)
-        .where(Subscription.tenant_id == tenant_id)
-    )
+    limit: int | None = await session.scalar(select(_plan_limit(tenant_id, column)))
     if limit is not None:
-        await session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+        await _lock_tenant(session, tenant_id)
     return limit
 
 
@@ -51,10 +64,20 @@ async def check_product_limit(session: AsyncSession, *, tenant_id: str, livemode
         raise _refuse("max_products", limit)
 
 
-async def check_order_limit(session: AsyncSession, *, tenant_id: str, livemode: bool, now: datetime) -> None:
-    limit = await _limit_locked(session, tenant_id, "max_orders_per_month")
-    if limit is None:
-        return
+async def check_order_count(
+    session: AsyncSession, *, tenant_id: str, livemode: bool, now: datetime, limit: int | None
+) -> None:
+    """The order limit already read (`order_limit_of`): where there is one, lock and count."""
+    if limit is not None:
+        await _lock_tenant(session, tenant_id)
+        await _count_orders(session, tenant_id=tenant_id, livemode=livemode, now=now, limit=limit)
+
+
+async def _count_orders(
+    session: AsyncSession, *, tenant_id: str, livemode: bool, now: datetime, limit: int
+) -> None:
+    # A full count, but bounded: a month never holds more than `limit` orders (the next is
+    # refused), and only plans with a limit count at all.
     month_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     count = await session.scalar(
         select(func.count())

@@ -63,7 +63,8 @@ class SandboxProvider:
         pass
 
     async def create_payment(self, request: PaymentRequest) -> PaymentSession:
-        async with self._database.session(write=True) as session:
+        # One statement (an insert unless the reference is known): no transaction of its own.
+        async with self._database.single_statement() as session:
             payment = await backoffice.create_payment(
                 session,
                 tenant_id=request.account.tenant_id,
