@@ -18,13 +18,14 @@ from tests.conftest import drop_database_url, make_settings, new_database_url
 from tests.support.money_path import OPERATIONS, Measured, measure_money_path
 from tests.support.round_trip_targets import TARGETS
 
-# Today's counts (BEGIN/COMMIT included), measured on the branch that added this test.
+# Today's counts (BEGIN/COMMIT included); lower them as the hot paths get leaner. Before issue 13's
+# work they were 8, 34, 40, 6 and 12.
 CURRENT_BOUNDS = {
-    "POST /v1/carts": 8,
-    "POST /v1/checkout": 34,
-    "paid webhook": 40,
-    "duplicate webhook": 6,
-    "unmatched webhook": 12,
+    "POST /v1/carts": 5,
+    "POST /v1/checkout": 15,
+    "paid webhook": 22,
+    "duplicate webhook": 1,
+    "unmatched webhook": 9,
 }
 
 
@@ -69,7 +70,8 @@ class TestTheCounter:
 
     async def test_counts_transaction_boundaries(self, measured: dict[str, Measured]) -> None:
         statements = measured["POST /v1/checkout"].trips.statements
-        assert "query: BEGIN;" in statements
+        # Beside autocommit sessions, a pooled connection's transaction names its isolation level.
+        assert any(statement.startswith("query: BEGIN") for statement in statements)
         assert "query: COMMIT;" in statements
 
     async def test_steady_state_prepares_nothing(self, measured: dict[str, Measured]) -> None:

@@ -76,6 +76,7 @@ def record_audit(
 
 async def insert_audit_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """The audit rows of one change (`audit_row`), written now in one statement rather than at
-    the session's next flush; they commit (or not) with the change they describe."""
+    the session's next flush; they commit (or not) with the change they describe. A multi-row
+    VALUES, not `executemany`: one round trip whatever the driver does with a list of rows."""
     if rows:
-        await session.execute(insert(table_of(AuditEntry)), rows)
+        await session.execute(insert(table_of(AuditEntry)).values(rows))
