@@ -9,8 +9,10 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paycore.audit.models import AuditEntry
+from paycore.clock import utcnow
 from paycore.db import table_of
 from paycore.logging import current_request_id, redact
+from paycore.write_batch import held_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,21 +59,28 @@ def record_audit(
     tenant_id: str | None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-) -> AuditEntry:
-    """Add an audit row to the session; it commits (or not) with the change it describes."""
-    entry = AuditEntry(
-        **audit_row(
-            actor=actor,
-            action=action,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            tenant_id=tenant_id,
-            before=before,
-            after=after,
-        )
+) -> None:
+    """Add an audit row to the session (or to its open `batched_writes`); it commits (or not) with
+    the change it describes."""
+    row = audit_row(
+        actor=actor,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        tenant_id=tenant_id,
+        before=before,
+        after=after,
     )
-    session.add(entry)
-    return entry
+    held = held_rows(session, "audit_log", _insert_audit)
+    if held is None:
+        session.add(AuditEntry(**row))
+    else:
+        # Taken now, not at the insert: the timeline orders rows by it.
+        held.append(row | {"at": utcnow()})
+
+
+def _insert_audit(_session: AsyncSession) -> Any:
+    return insert(table_of(AuditEntry))
 
 
 async def insert_audit_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:

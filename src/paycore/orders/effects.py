@@ -19,7 +19,6 @@ from paycore.db import upsert_insert
 from paycore.fulfillment.models import Fulfillment, FulfillmentStatus
 from paycore.fulfillment.service import fulfill_paid_order, revoke_entitlements
 from paycore.ids import new_id
-from paycore.orders.batched_writes import alert, emit_event, enqueue_message
 from paycore.orders.models import Order
 from paycore.orders.rendering import (
     OrderView,
@@ -39,6 +38,7 @@ from paycore.orders.stock import (
 )
 from paycore.orders.transitions import order_snapshot, transition
 from paycore.outbox.models import OutboxChannel
+from paycore.outbox.service import alert_ops, emit_merchant_event, enqueue
 from paycore.payments.models import Refund
 
 
@@ -47,7 +47,7 @@ async def _emit_order_event(
 ) -> None:
     """`view`: the order's rows already read in this transaction and unchanged since, but for
     the order itself (the object `view.order` is, so it shows its state now)."""
-    await emit_event(
+    await emit_merchant_event(
         session,
         tenant_id=order.tenant_id,
         livemode=order.livemode,
@@ -96,7 +96,7 @@ async def _email_customer(
 ) -> None:
     customer = customer or await session.get(Customer, order.customer_id)
     assert customer is not None
-    await enqueue_message(
+    await enqueue(
         session,
         tenant_id=order.tenant_id,
         livemode=order.livemode,
@@ -117,7 +117,7 @@ async def _whatsapp_customer(session: AsyncSession, order: Order) -> None:
     # The number given at this checkout, not whatever the customer record says now.
     if not order.contact_phone:
         return
-    await enqueue_message(
+    await enqueue(
         session,
         tenant_id=order.tenant_id,
         livemode=order.livemode,
@@ -234,7 +234,7 @@ async def send_to_review(
     )
     if held_reservation:
         await _give_back_reservation(session, order)
-    await alert(
+    await alert_ops(
         session,
         tenant_id=order.tenant_id,
         livemode=order.livemode,
@@ -287,7 +287,7 @@ async def record_refund(
     await _email_customer(
         session, order, template="refund_issued", dedupe_subject=refund_id, extra={"amount": amount}
     )
-    await emit_event(
+    await emit_merchant_event(
         session,
         tenant_id=order.tenant_id,
         livemode=order.livemode,

@@ -9,9 +9,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from paycore.audit.service import Actor
+from paycore.audit.service import Actor, record_audit
 from paycore.errors import Conflict, NotFound
-from paycore.orders.batched_writes import record_order_audit
 from paycore.orders.models import Order
 from paycore.orders.states import OrderEvent, OrderStatus, next_order_status
 
@@ -89,7 +88,7 @@ async def transition(
         **(changes or {}),
     }.items():
         set_committed_value(order, name, value)
-    record_order_audit(
+    record_audit(
         session,
         actor=actor,
         action=f"order.{target.value}",

@@ -16,6 +16,7 @@ from paycore.db import dialect_insert, dialect_of, table_of
 from paycore.ids import new_id
 from paycore.logging import current_request_id
 from paycore.outbox.models import OutboxChannel, OutboxMessage, OutboxStatus
+from paycore.write_batch import held_rows
 
 
 @cache
@@ -24,6 +25,10 @@ def _enqueue_statement(dialect_name: str) -> Any:
     return dialect_insert(dialect_name, table_of(OutboxMessage)).on_conflict_do_nothing(
         index_elements=["tenant_id", "dedupe_key"]
     )
+
+
+def _insert_outbox(session: AsyncSession) -> Any:
+    return _enqueue_statement(dialect_of(session))
 
 
 async def enqueue(
@@ -37,27 +42,31 @@ async def enqueue(
     payload: dict[str, Any],
     ordering_key: str | None = None,
 ) -> bool:
-    """Add a message unless one with `dedupe_key` exists; True when this call added it."""
+    """Add a message unless one with `dedupe_key` exists; True when this call added it. Inside
+    `batched_writes` the row is held for the batch's one insert (True: it is on its way; a
+    duplicate of an existing key is dropped then, as here)."""
     now = utcnow()
-    result = await session.execute(
-        _enqueue_statement(dialect_of(session)),
-        {
-            "id": new_id("msg"),
-            "tenant_id": tenant_id,
-            "livemode": livemode,
-            "channel": channel.value,
-            "topic": topic,
-            "dedupe_key": dedupe_key,
-            "ordering_key": ordering_key,
-            "payload": payload,
-            "status": OutboxStatus.PENDING.value,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "correlation_id": current_request_id(),
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    row = {
+        "id": new_id("msg"),
+        "tenant_id": tenant_id,
+        "livemode": livemode,
+        "channel": channel.value,
+        "topic": topic,
+        "dedupe_key": dedupe_key,
+        "ordering_key": ordering_key,
+        "payload": payload,
+        "status": OutboxStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "correlation_id": current_request_id(),
+        "created_at": now,
+        "updated_at": now,
+    }
+    held = held_rows(session, "outbox", _insert_outbox)
+    if held is not None:
+        held.append(row)
+        return True
+    result = await session.execute(_enqueue_statement(dialect_of(session)), row)
     return bool(getattr(result, "rowcount", 0))
 
 

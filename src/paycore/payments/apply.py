@@ -22,13 +22,13 @@ from datetime import datetime
 from sqlalchemy import case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from paycore.audit.service import Actor
+from paycore.audit.service import Actor, record_audit
 from paycore.config import Settings
-from paycore.orders.batched_writes import alert, batched_writes, emit_event, record_order_audit
 from paycore.orders.effects import mark_paid, send_to_review, take_stock_for_late_payment
 from paycore.orders.models import Order
 from paycore.orders.rendering import payment_failed_event_object
 from paycore.orders.states import AttemptStatus, OrderStatus, can_move_attempt
+from paycore.outbox.service import alert_ops, emit_merchant_event
 from paycore.payments.models import EventResult, PaymentAttempt, Refund, RefundKind
 from paycore.payments.providers.base import NeutralEvent, NeutralKind
 from paycore.payments.refunds import (
@@ -36,6 +36,7 @@ from paycore.payments.refunds import (
     fail_refund,
     settle_refund,
 )
+from paycore.write_batch import batched_writes
 
 # The review reason of an order paid too late to have stock left.
 LATE_PAYMENT_OUT_OF_STOCK = "late_payment_out_of_stock"
@@ -109,7 +110,7 @@ async def _find_attempt(
 def _audit_attempt(
     session: AsyncSession, attempt: PaymentAttempt, action: str, actor: Actor, details: dict[str, object]
 ) -> None:
-    record_order_audit(
+    record_audit(
         session,
         actor=actor,
         action=f"payment_attempt.{action}",
@@ -256,7 +257,7 @@ async def _money_the_order_does_not_need(
 ) -> ApplyOutcome:
     """A second payment for an order already paid (or under review): keep the record, give it back."""
     amount = attempt.amount_received or 0
-    await alert(
+    await alert_ops(
         session,
         tenant_id=order.tenant_id,
         livemode=order.livemode,
@@ -291,7 +292,7 @@ async def _payment_failed(
     attempt.status = AttemptStatus.FAILED
     attempt.failure_reason = event.failure_reason
     _audit_attempt(session, attempt, "failed", actor, {"reason": event.failure_reason})
-    await emit_event(
+    await emit_merchant_event(
         session,
         tenant_id=attempt.tenant_id,
         livemode=attempt.livemode,
@@ -319,7 +320,7 @@ async def _payment_under_review(
     if attempt.status is not AttemptStatus.CREATED and attempt.status is not AttemptStatus.REQUIRES_ACTION:
         return ApplyOutcome(EventResult.IGNORED, f"attempt is {attempt.status.value}")
     attempt.status = AttemptStatus.REQUIRES_ACTION
-    await alert(
+    await alert_ops(
         session,
         tenant_id=attempt.tenant_id,
         livemode=attempt.livemode,
@@ -376,7 +377,7 @@ async def _refund_event(
         if found is None or event.amount is None:
             # Money went back that the books cannot place: until someone does, paycore would let
             # the merchant refund it again.
-            await alert(
+            await alert_ops(
                 session,
                 tenant_id=tenant_id,
                 livemode=event.livemode,
@@ -448,7 +449,7 @@ async def _apply(
     )
     if found is None:
         if event.kind is NeutralKind.PAYMENT_SUCCEEDED:
-            await alert(
+            await alert_ops(
                 session,
                 tenant_id=tenant_id,
                 livemode=event.livemode,
@@ -469,7 +470,7 @@ async def _apply(
         return _payment_pending(attempt)
     if event.kind is NeutralKind.PAYMENT_NEEDS_REVIEW:
         return await _payment_under_review(session, attempt, event, provider=provider)
-    await alert(
+    await alert_ops(
         session,
         tenant_id=tenant_id,
         livemode=event.livemode,
