@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import math
 import os
 import secrets
@@ -20,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import asyncpg
 
@@ -106,6 +107,34 @@ async def paycore_cli(env: dict[str, str], *args: str) -> str:
     if process.returncode != 0:
         raise RuntimeError(f"paycore {' '.join(args)} exited {process.returncode}:\n{err.decode()}")
     return out.decode()
+
+
+async def test_mode_tenant(env: dict[str, str]) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """A new tenant (CLI) and its test-mode `secret` and `publishable` keys, as Authorization headers."""
+    slug = f"bench-{secrets.token_hex(3)}"
+    tenant: dict[str, Any] = json.loads(
+        await paycore_cli(env, "tenants", "create", "--slug", slug, "--name", "Bench", "--json")
+    )
+    keys = {}
+    for kind in ("secret", "publishable"):
+        created = await paycore_cli(
+            env, "keys", "create", "--tenant", slug, "--mode", "test", "--kind", kind, "--json"
+        )
+        keys[kind] = {"Authorization": f"Bearer {json.loads(created)['key']}"}
+    return tenant, keys
+
+
+@asynccontextmanager
+async def bench_database(url: str | None) -> AsyncIterator[str]:
+    """A throwaway PostgreSQL database, a temporary SQLite file (`sqlite`), or the URL given as is."""
+    if url is None:
+        async with throwaway_postgres() as created:
+            yield created
+    elif url == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="paycore-bench-") as directory:
+            yield f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
+    else:
+        yield url
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from _support import paycore_cli
+from _support import test_mode_tenant
 
 from paycore.sandbox.signing import SIGNATURE_HEADER, sign
 
@@ -41,16 +41,7 @@ class PlacedOrder:
 
 async def open_shop(env: dict[str, str], client: httpx.AsyncClient, *, on_hand: int) -> Shop:
     """A tenant (CLI), its test-mode keys (CLI) and one physical product with `on_hand` units (API)."""
-    slug = f"bench-{secrets.token_hex(3)}"
-    tenant = json.loads(
-        await paycore_cli(env, "tenants", "create", "--slug", slug, "--name", "Bench", "--json")
-    )
-    keys = {}
-    for kind in ("secret", "publishable"):
-        created = await paycore_cli(
-            env, "keys", "create", "--tenant", slug, "--mode", "test", "--kind", kind, "--json"
-        )
-        keys[kind] = {"Authorization": f"Bearer {json.loads(created)['key']}"}
+    tenant, keys = await test_mode_tenant(env)
     product = {"name": "Bench widget", "price": 2500, "currency": "EUR", "kind": "physical"}
     created_product = await client.post("/v1/products", json=product, headers=keys["secret"])
     assert created_product.status_code == 201, created_product.text
@@ -59,7 +50,7 @@ async def open_shop(env: dict[str, str], client: httpx.AsyncClient, *, on_hand: 
         f"/v1/products/{product_id}/inventory", json={"on_hand": on_hand}, headers=keys["secret"]
     )
     assert stocked.status_code == 200, stocked.text
-    return Shop(tenant["id"], slug, keys["secret"], keys["publishable"], product_id, on_hand)
+    return Shop(tenant["id"], tenant["slug"], keys["secret"], keys["publishable"], product_id, on_hand)
 
 
 async def place_order(client: httpx.AsyncClient, shop: Shop, email: str) -> PlacedOrder:

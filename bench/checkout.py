@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import secrets
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -39,6 +36,7 @@ import reference_checkout
 from _support import (
     ADMIN_DSN,
     Server,
+    bench_database,
     close_all,
     cpu_seconds,
     http_clients,
@@ -48,6 +46,7 @@ from _support import (
     paycore_server,
     postgres_cpu_seconds,
     run_main,
+    test_mode_tenant,
     throwaway_postgres,
     uvicorn_server,
 )
@@ -191,14 +190,7 @@ async def health(client: httpx.AsyncClient, number: int, count: int) -> None:  #
 
 
 async def open_shop(env: dict[str, str], client: httpx.AsyncClient, products: int) -> Shop:
-    slug = f"bench-{secrets.token_hex(3)}"
-    await paycore_cli(env, "tenants", "create", "--slug", slug, "--name", "Bench", "--json")
-    keys = {}
-    for kind in ("secret", "publishable"):
-        created = await paycore_cli(
-            env, "keys", "create", "--tenant", slug, "--mode", "test", "--kind", kind, "--json"
-        )
-        keys[kind] = {"Authorization": f"Bearer {json.loads(created)['key']}"}
+    _, keys = await test_mode_tenant(env)
     ids = []
     for number in range(products):
         product = {"name": f"Bench widget {number}", "price": 2500, "currency": "EUR", "kind": "physical"}
@@ -209,19 +201,6 @@ async def open_shop(env: dict[str, str], client: httpx.AsyncClient, products: in
         stocked = await client.put(f"/v1/products/{ids[-1]}/inventory", json=stock, headers=keys["secret"])
         assert stocked.status_code == 200, stocked.text
     return Shop(keys["publishable"], ids)
-
-
-@asynccontextmanager
-async def database(url: str | None) -> AsyncIterator[str]:
-    """A throwaway PostgreSQL database, a temporary SQLite file (`sqlite`), or the URL given as is."""
-    if url is None:
-        async with throwaway_postgres() as created:
-            yield created
-    elif url == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="paycore-bench-") as directory:
-            yield f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
-    else:
-        yield url
 
 
 @asynccontextmanager
@@ -358,7 +337,7 @@ async def main(arguments: argparse.Namespace) -> int:
             reference = reference_system(workers=arguments.workers, products=stock, **pools)
             systems.append(await stack.enter_async_context(reference))
         if "paycore" in names:
-            url = await stack.enter_async_context(database(arguments.database_url))
+            url = await stack.enter_async_context(bench_database(arguments.database_url))
             paycore = paycore_system(url, workers=arguments.workers, products=stock, **pools)
             systems.append(await stack.enter_async_context(paycore))
         clients = {system.name: http_clients(system.server.base_url, max(levels)) for system in systems}

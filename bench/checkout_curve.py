@@ -19,10 +19,10 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from _support import close_all, http_clients, percentile, run_main
+from _support import bench_database, close_all, http_clients, percentile, run_main
 from matplotlib.figure import Figure
 
-from checkout import Measured, database, failed, measure, paycore_system, reference_system
+from checkout import Measured, failed, measure, paycore_system, reference_system
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "performance-checkout.png"
 STYLES = {"paycore": "-", "reference": "--"}
@@ -98,7 +98,7 @@ async def main(arguments: argparse.Namespace) -> int:
         reference = await stack.enter_async_context(
             reference_system(workers=arguments.workers, products=arguments.products, **pools)
         )
-        url = await stack.enter_async_context(database(None))
+        url = await stack.enter_async_context(bench_database(None))
         paycore = await stack.enter_async_context(
             paycore_system(url, workers=arguments.workers, products=arguments.products, **pools)
         )

@@ -30,9 +30,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
-from _support import close_all, cpu_seconds, http_clients, percentile, run_main
+from _support import bench_database, close_all, cpu_seconds, http_clients, percentile, run_main
 
-from checkout import Shop, System, closed_loop, database, paycore_system, reference_system
+from checkout import Shop, System, closed_loop, paycore_system, reference_system
 
 TARGET_P95_MS = 500.0
 TARGET_P99_MS = 1000.0
@@ -182,7 +182,7 @@ async def main(arguments: argparse.Namespace) -> int:
                     reference_system(workers=arguments.workers, products=arguments.products, **pools)
                 )
             else:
-                url = await stack.enter_async_context(database(None))
+                url = await stack.enter_async_context(bench_database(None))
                 system = await stack.enter_async_context(
                     paycore_system(url, workers=arguments.workers, products=arguments.products, **pools)
                 )

@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import secrets
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 
 import httpx
 from _support import (
+    bench_database,
     close_all,
     cpu_seconds,
     http_clients,
@@ -33,22 +30,10 @@ from _support import (
     paycore_env,
     paycore_server,
     run_main,
-    throwaway_postgres,
+    test_mode_tenant,
 )
 
 Request = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
-
-
-@asynccontextmanager
-async def database(url: str | None) -> AsyncIterator[str]:
-    if url is None:
-        async with throwaway_postgres() as created:
-            yield created
-    elif url == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="paycore-bench-") as directory:
-            yield f"sqlite+aiosqlite:///{Path(directory) / 'paycore.db'}"
-    else:
-        yield url
 
 
 async def measure(
@@ -80,17 +65,10 @@ async def measure(
 
 async def main(arguments: argparse.Namespace) -> int:
     async with AsyncExitStack() as stack:
-        url = await stack.enter_async_context(database(arguments.database_url))
+        url = await stack.enter_async_context(bench_database(arguments.database_url))
         env = paycore_env(url, pool_size=10, max_overflow=0)
         await paycore_cli(env, "db", "migrate")
-        slug = f"bench-{secrets.token_hex(3)}"
-        await paycore_cli(env, "tenants", "create", "--slug", slug, "--name", "Bench", "--json")
-        keys = {}
-        for kind in ("secret", "publishable"):
-            created = await paycore_cli(
-                env, "keys", "create", "--tenant", slug, "--mode", "test", "--kind", kind, "--json"
-            )
-            keys[kind] = {"Authorization": f"Bearer {json.loads(created)['key']}"}
+        _, keys = await test_mode_tenant(env)
         server = await stack.enter_async_context(paycore_server(env, workers=arguments.workers))
         clients = http_clients(server.base_url, arguments.connections)
         stack.push_async_callback(close_all, clients)
