@@ -42,6 +42,7 @@ from paycore.ops.endpoints import router as ops_router
 from paycore.orders.endpoints import router as orders_router
 from paycore.payments.endpoints import webhook_router
 from paycore.payments.providers.registry import ProviderRegistry, breakers_for, build_registry
+from paycore.payments.webhook_tenants import WebhookTenants
 from paycore.platform.endpoints import router as platform_router
 from paycore.provider_credentials.endpoints import router as provider_credentials_router
 from paycore.provider_credentials.service import CredentialStore, credential_cache, webhooks_without_secret
@@ -159,6 +160,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.api_keys = ApiKeyCache(settings, app.state.invalidations)
     app.state.invalidations.subscribe(CacheKind.TENANT_STANDING, app.state.standing.drop)
+    app.state.webhook_tenants = WebhookTenants()
+    app.state.invalidations.subscribe(CacheKind.TENANT_STANDING, app.state.webhook_tenants.drop)
     app.state.shutting_down = False
 
     install_error_handlers(app)

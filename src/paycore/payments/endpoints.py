@@ -4,26 +4,13 @@ from fastapi import APIRouter, Request
 
 from paycore.dependencies import DatabaseDep, RegistryDep, SettingsDep
 from paycore.errors import InvalidRequest
-from paycore.invalidation import CacheKind
 from paycore.payments.schemas import WebhookReceivedOut
-from paycore.payments.webhook_tenants import WebhookTenants
 from paycore.payments.webhooks import receive_webhook
 
 webhook_router = APIRouter(tags=["webhooks"])
 
 # Far above any provider's event, far below what could hurt: refuse bigger bodies unread.
 MAX_WEBHOOK_BODY = 1_000_000
-
-
-def webhook_tenants(request: Request) -> WebhookTenants:
-    """The app's tenant-by-slug cache, made on first use and dropped from by every tenant change
-    the invalidation channel carries (so it needs nothing from `create_app`)."""
-    state = request.app.state
-    tenants: WebhookTenants | None = getattr(state, "webhook_tenants", None)
-    if tenants is None:
-        tenants = state.webhook_tenants = WebhookTenants()
-        state.invalidations.subscribe(CacheKind.TENANT_STANDING, tenants.drop)
-    return tenants
 
 
 @webhook_router.post(
@@ -54,7 +41,7 @@ async def provider_webhook(
         database,
         registry,
         settings,
-        webhook_tenants(request),
+        request.app.state.webhook_tenants,
         provider_name=provider,
         tenant_slug=tenant_slug,
         headers=request.headers,
